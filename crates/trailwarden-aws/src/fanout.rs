@@ -1,0 +1,267 @@
+//! From a selection (`--accounts`, `--role-name`, `--regions`) to resolved accounts with their
+//! enabled regions, and bounded-concurrency work over every account × region.
+
+use crate::client::{AccountConfig, ClientFactory};
+use crate::failure::{GapScope, gap_from_sdk};
+use futures::StreamExt;
+use std::future::Future;
+use trailwarden_model::target::{
+    AccountId, Gap, GapKind, RegionSelection, Target, partition_of_arn, partition_of_region,
+};
+
+/// What to visit.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// `None`: the caller's own account, with the caller's credentials.
+    pub accounts: Option<Vec<AccountId>>,
+    /// Role assumed in each of `accounts` (`arn:<partition>:iam::<id>:role/<role_name>`).
+    pub role_name: Option<String>,
+    pub regions: RegionSelection,
+    /// Calls in flight at once, across all accounts and regions.
+    pub concurrency: usize,
+}
+
+/// An account we could reach, with the regions to visit in it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: AccountId,
+    /// The principal our calls run as there (an assumed-role ARN, or the caller's ARN).
+    pub principal_arn: String,
+    pub partition: String,
+    /// The selected regions that are enabled for this account, sorted.
+    pub regions: Vec<String>,
+    pub clients: AccountConfig,
+}
+
+/// Accounts reached, and the accounts or regions that could not be.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub accounts: Vec<Account>,
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectionError {
+    #[error("--accounts needs --role-name: the role to assume in each account")]
+    RoleNameMissing,
+    #[error(
+        "could not tell who the caller is (sts:GetCallerIdentity in {region}): {message}. Check the credentials (AWS_PROFILE / --profile, AWS_ACCESS_KEY_ID) and --endpoint-url"
+    )]
+    CallerUnknown { region: String, message: String },
+}
+
+/// Resolves the selection: assumes roles, discovers enabled regions. Accounts are handled
+/// concurrently; a failing account becomes a gap and the others go on.
+pub async fn resolve(
+    factory: &ClientFactory,
+    selection: &Selection,
+) -> Result<Resolution, SelectionError> {
+    let home = factory.home_region().to_owned();
+    let mut resolution = Resolution::default();
+    let Some(ids) = &selection.accounts else {
+        let clients = factory.caller();
+        let identity = clients
+            .sts(&home)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| SelectionError::CallerUnknown {
+                region: home.clone(),
+                message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+            })?;
+        let id: AccountId = identity.account().unwrap_or_default().parse().map_err(|_| {
+            SelectionError::CallerUnknown {
+                region: home.clone(),
+                message: format!("unexpected account id {:?}", identity.account()),
+            }
+        })?;
+        let arn = identity.arn().unwrap_or_default().to_owned();
+        match finish_account(id, arn, clients, &home, &selection.regions).await {
+            Ok((account, gaps)) => {
+                resolution.accounts.push(account);
+                resolution.gaps.extend(gaps);
+            }
+            Err(gap) => resolution.gaps.push(gap),
+        }
+        return Ok(resolution);
+    };
+    let role_name = selection
+        .role_name
+        .as_deref()
+        .ok_or(SelectionError::RoleNameMissing)?;
+    let partition = partition_of_region(&home);
+    let results: Vec<Result<(Account, Vec<Gap>), Gap>> = futures::stream::iter(ids.iter())
+        .map(|id| {
+            let role_arn = format!("arn:{partition}:iam::{id}:role/{role_name}");
+            let home = home.clone();
+            async move {
+                let clients = factory.assume_role(&role_arn).await;
+                let identity = clients
+                    .sts(&home)
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        let mut gap =
+                            gap_from_sdk(&err, id, None, "sts:AssumeRole", GapScope::Account);
+                        gap.message = format!("assuming {role_arn}: {}", gap.message);
+                        gap
+                    })?;
+                let arn = identity.arn().unwrap_or_default().to_owned();
+                if identity.account() != Some(id.as_str()) {
+                    return Err(Gap {
+                        account: id.clone(),
+                        region: None,
+                        operation: "sts:AssumeRole".into(),
+                        kind: GapKind::ServiceError,
+                        code: None,
+                        message: format!(
+                            "assuming {role_arn} gave credentials for account {:?}, not {id}",
+                            identity.account()
+                        ),
+                    });
+                }
+                finish_account(id.clone(), arn, clients, &home, &selection.regions).await
+            }
+        })
+        .buffer_unordered(selection.concurrency.max(1))
+        .collect()
+        .await;
+    for result in results {
+        match result {
+            Ok((account, gaps)) => {
+                resolution.accounts.push(account);
+                resolution.gaps.extend(gaps);
+            }
+            Err(gap) => resolution.gaps.push(gap),
+        }
+    }
+    resolution.accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    resolution.gaps.sort_by(|a, b| {
+        (&a.account, &a.region, &a.operation).cmp(&(&b.account, &b.region, &b.operation))
+    });
+    Ok(resolution)
+}
+
+/// Region discovery and selection for an account whose credentials work.
+async fn finish_account(
+    id: AccountId,
+    principal_arn: String,
+    clients: AccountConfig,
+    home: &str,
+    wanted: &RegionSelection,
+) -> Result<(Account, Vec<Gap>), Gap> {
+    let partition = partition_of_arn(&principal_arn)
+        .unwrap_or_else(|| partition_of_region(home))
+        .to_owned();
+    let discovered = enabled_regions(&clients, &id, home, &partition).await;
+    let mut gaps = Vec::new();
+    let regions = match (wanted, discovered) {
+        (RegionSelection::AllEnabled, Ok(enabled)) => enabled,
+        (RegionSelection::AllEnabled, Err(mut gap)) => {
+            gap.message = format!(
+                "cannot discover the enabled regions, so no region was read: {}. Grant ec2:DescribeRegions or pass --regions explicitly",
+                gap.message
+            );
+            return Err(gap);
+        }
+        (RegionSelection::List(list), Ok(enabled)) => {
+            let mut keep = Vec::new();
+            for region in list {
+                if enabled.contains(region) {
+                    keep.push(region.clone());
+                } else {
+                    gaps.push(Gap {
+                        account: id.clone(),
+                        region: Some(region.clone()),
+                        operation: "ec2:DescribeRegions".into(),
+                        kind: GapKind::RegionNotEnabled,
+                        code: None,
+                        message: format!(
+                            "region {region} is not enabled for this account (or does not exist in partition {partition}); enabled: {}",
+                            enabled.join(",")
+                        ),
+                    });
+                }
+            }
+            keep
+        }
+        // Discovery is only a check here: the user named the regions, so try them.
+        (RegionSelection::List(list), Err(_)) => list.clone(),
+    };
+    Ok((
+        Account {
+            id,
+            principal_arn,
+            partition,
+            regions,
+            clients,
+        },
+        gaps,
+    ))
+}
+
+/// Regions enabled for the account in its partition, as EC2 DescribeRegions reports them.
+async fn enabled_regions(
+    clients: &AccountConfig,
+    id: &AccountId,
+    home: &str,
+    partition: &str,
+) -> Result<Vec<String>, Gap> {
+    let reply = clients
+        .ec2(home)
+        .describe_regions()
+        .all_regions(true)
+        .send()
+        .await
+        .map_err(|err| gap_from_sdk(&err, id, None, "ec2:DescribeRegions", GapScope::Account))?;
+    let mut regions: Vec<String> = reply
+        .regions()
+        .iter()
+        .filter(|r| {
+            // Absent status (older APIs, emulators) means enabled; AWS always sets it.
+            !matches!(r.opt_in_status(), Some("not-opted-in"))
+        })
+        .filter_map(|r| r.region_name())
+        .filter(|name| partition_of_region(name) == partition)
+        .map(str::to_owned)
+        .collect();
+    regions.sort();
+    regions.dedup();
+    Ok(regions)
+}
+
+/// Runs `work` for every account × region, at most `concurrency` at once. Results come back
+/// sorted by target; `on_done` is called as each one finishes (for progress bars).
+pub async fn for_each_region<'a, T, F, Fut>(
+    accounts: &'a [Account],
+    concurrency: usize,
+    on_done: &(dyn Fn(&Target) + Sync),
+    work: F,
+) -> Vec<(Target, Result<T, Gap>)>
+where
+    F: Fn(&'a Account, String) -> Fut,
+    Fut: Future<Output = Result<T, Gap>>,
+{
+    let cells = accounts
+        .iter()
+        .flat_map(|account| account.regions.iter().map(move |r| (account, r.clone())));
+    let mut results: Vec<(Target, Result<T, Gap>)> = futures::stream::iter(cells)
+        .map(|(account, region)| {
+            let target = Target {
+                account: account.id.clone(),
+                region: region.clone(),
+            };
+            let fut = work(account, region);
+            async move {
+                let result = fut.await;
+                on_done(&target);
+                (target, result)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results
+}

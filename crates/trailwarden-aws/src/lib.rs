@@ -1,0 +1,29 @@
+//! The only crate of trailwarden that talks to AWS.
+//!
+//! Every AWS call of the project goes through [`ClientFactory`]: it applies the credential
+//! chain, `--profile`, `--endpoint-url` (or `AWS_ENDPOINT_URL`), timeouts and retries with
+//! backoff, and it assumes roles into member accounts. [`fanout`] turns a selection of
+//! accounts × regions into concrete targets and runs work over them with bounded concurrency;
+//! a target that fails becomes a [`Gap`](trailwarden_model::target::Gap) and never stops the
+//! others. [`trails`] reads the trail inventory.
+//!
+//! This crate must not decide what is good or bad (that is the rules' and the engine's job) and
+//! must not print: it returns data and gaps.
+
+mod client;
+mod failure;
+pub mod fanout;
+pub mod trails;
+
+pub use client::{AccountConfig, AwsOptions, ClientFactory, SESSION_NAME_PREFIX};
+pub use aws_credential_types::Credentials;
+pub use failure::{GapScope, gap_from_sdk};
+
+/// The SDK service crates, for dev tooling (the lab, tests) that must make raw calls through
+/// this crate's clients instead of depending on the SDK itself.
+pub mod sdk {
+    pub use aws_sdk_cloudtrail as cloudtrail;
+    pub use aws_sdk_ec2 as ec2;
+    pub use aws_sdk_s3 as s3;
+    pub use aws_sdk_sts as sts;
+}

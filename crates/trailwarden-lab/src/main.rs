@@ -1,0 +1,98 @@
+//! `trailwarden-lab`: run the emulated estate for the demo and for manual testing.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use trailwarden_lab::{Lab, LabDescription, LabSpec};
+
+/// An emulated AWS estate on loopback: moto, a fault-injecting proxy, member accounts with
+/// CloudTrail trails. For tests and the demo; never point it at real AWS.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start moto and the proxy, seed the accounts, write the description, and serve until
+    /// interrupted (Ctrl-C, SIGTERM or `trailwarden-lab down`).
+    Up {
+        /// Member accounts with trails.
+        #[arg(long, default_value_t = 3)]
+        accounts: usize,
+        /// Extra member accounts whose AssumeRole is denied (AccessDenied), to show how
+        /// failures are reported.
+        #[arg(long, default_value_t = 1)]
+        denied_accounts: usize,
+        /// Where to write the lab description (JSON).
+        #[arg(long, default_value = "target/lab.json")]
+        out: PathBuf,
+    },
+    /// Stop a lab started with `up`.
+    Down {
+        /// The description `up` wrote.
+        #[arg(long, default_value = "target/lab.json")]
+        desc: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Up {
+            accounts,
+            denied_accounts,
+            out,
+        } => {
+            let lab = Lab::start(&LabSpec {
+                accounts,
+                denied_accounts,
+            })
+            .await?;
+            let text = serde_json::to_string_pretty(&lab.description)?;
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            // Write then rename, so a reader never sees half a description.
+            let tmp = out.with_extension("json.tmp");
+            std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "lab up: endpoint {} (moto {}), {} account(s), role {}; description in {}",
+                lab.description.endpoint,
+                lab.description.moto_endpoint,
+                lab.description.accounts.len(),
+                lab.description.role_name,
+                out.display()
+            );
+            wait_for_stop().await;
+            let _ = std::fs::remove_file(&out);
+            eprintln!("lab down");
+            Ok(())
+        }
+        Command::Down { desc } => {
+            let text = std::fs::read_to_string(&desc)
+                .with_context(|| format!("reading {} (is a lab up?)", desc.display()))?;
+            let lab: LabDescription = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a lab description", desc.display()))?;
+            let status = std::process::Command::new("kill")
+                .arg(lab.pid.to_string())
+                .status()
+                .context("running kill")?;
+            anyhow::ensure!(status.success(), "no lab process {} to stop", lab.pid);
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_stop() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

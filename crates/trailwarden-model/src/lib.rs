@@ -1,0 +1,10 @@
+//! Pure data types of trailwarden: CloudTrail records, AWS targets (accounts, regions,
+//! partitions) and the trail inventory.
+//!
+//! This crate must not do I/O, talk to AWS or depend on the AWS SDK: it is shared by the
+//! readers, the rules, the AWS layer and the binaries, and it must build in seconds and be
+//! fuzzable on its own.
+
+pub mod record;
+pub mod target;
+pub mod trail;

@@ -1,0 +1,462 @@
+//! A loopback HTTP proxy in front of moto that answers matching requests with AWS-shaped
+//! errors, and counts every request by service and operation.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// What the proxy knows about a request: enough to match faults and count calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// Signing name from the SigV4 credential scope (`sts`, `cloudtrail`, `ec2`, `s3`...).
+    pub service: String,
+    /// Region from the SigV4 credential scope.
+    pub region: String,
+    /// Access key id from the SigV4 credential scope.
+    pub access_key_id: String,
+    /// `X-Amz-Target` suffix (JSON protocols) or the `Action` form field (query protocols);
+    /// for REST protocols, `METHOD /path`.
+    pub operation: String,
+    /// The request body, form-decoded when it is a form.
+    pub body: String,
+    /// The SDK's attempt number (`amz-sdk-request: attempt=N`); 1 when absent.
+    pub attempt: u32,
+}
+
+/// Identifies a fault added to a proxy, to count its hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultId(usize);
+
+/// A rule: requests that match every given field get this error instead of moto's answer.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    pub region: Option<String>,
+    pub body_contains: Option<String>,
+    /// How many matching requests to answer with the error; `None` is every one.
+    pub times: Option<u32>,
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl Fault {
+    /// An error `code` with HTTP `status`, shaped for whichever protocol the request speaks.
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Self {
+            service: None,
+            operation: None,
+            region: None,
+            body_contains: None,
+            times: None,
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// Real AWS's answer when the caller may not assume a role.
+    pub fn deny_assume_role(account_id: &str) -> Self {
+        Self::error(
+            403,
+            "AccessDenied",
+            &format!(
+                "User: arn:aws:iam::123456789012:user/operator is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::{account_id}:role/*"
+            ),
+        )
+        .service("sts")
+        .operation("AssumeRole")
+        .body_contains(&format!("arn:aws:iam::{account_id}:role/"))
+    }
+
+    /// Real AWS's answer when a call is throttled.
+    pub fn throttle() -> Self {
+        Self::error(400, "ThrottlingException", "Rate exceeded")
+    }
+
+    pub fn service(mut self, service: &str) -> Self {
+        self.service = Some(service.to_owned());
+        self
+    }
+    pub fn operation(mut self, operation: &str) -> Self {
+        self.operation = Some(operation.to_owned());
+        self
+    }
+    pub fn region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_owned());
+        self
+    }
+    pub fn body_contains(mut self, text: &str) -> Self {
+        self.body_contains = Some(text.to_owned());
+        self
+    }
+    pub fn times(mut self, times: u32) -> Self {
+        self.times = Some(times);
+        self
+    }
+
+    fn matches(&self, info: &RequestInfo) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&self.service, &info.service)
+            && eq(&self.operation, &info.operation)
+            && eq(&self.region, &info.region)
+            && self
+                .body_contains
+                .as_deref()
+                .is_none_or(|text| info.body.contains(text))
+            && self.times != Some(0)
+    }
+
+    fn response(&self, info: &RequestInfo, is_json: bool) -> Response<Full<Bytes>> {
+        let (content_type, body) = if is_json {
+            (
+                "application/x-amz-json-1.1",
+                format!(
+                    r#"{{"__type":"{}","message":"{}"}}"#,
+                    self.code,
+                    self.message.replace('"', "'")
+                ),
+            )
+        } else if info.service == "ec2" {
+            (
+                "text/xml",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>",
+                    self.code,
+                    xml_escape(&self.message)
+                ),
+            )
+        } else if info.service == "s3" {
+            (
+                "application/xml",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message><RequestId>fault-proxy</RequestId></Error>",
+                    self.code,
+                    xml_escape(&self.message)
+                ),
+            )
+        } else {
+            (
+                "text/xml",
+                format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>",
+                    self.code,
+                    xml_escape(&self.message)
+                ),
+            )
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Ok(value) = HeaderValue::from_str(&self.code) {
+            response.headers_mut().insert("x-amzn-errortype", value);
+        }
+        response
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    faults: Vec<(Fault, u64)>,
+    calls: BTreeMap<(String, String), u64>,
+    requests: BTreeMap<(String, String), u64>,
+    statuses: BTreeMap<u16, u64>,
+}
+
+/// The proxy; it stops when the runtime that started it shuts down.
+#[derive(Debug, Clone)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let upstream: hyper::Uri = upstream
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("bad upstream {upstream}: {e}")))?;
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let proxy_state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = proxy_state.clone();
+                let client = client.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        handle(req, state.clone(), client.clone(), upstream.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, state })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add(&self, fault: Fault) -> FaultId {
+        let mut state = self.state.lock().expect("fault proxy state");
+        state.faults.push((fault, 0));
+        FaultId(state.faults.len() - 1)
+    }
+
+    /// Removes every fault (counts of calls are kept).
+    pub fn clear_faults(&self) {
+        self.state.lock().expect("fault proxy state").faults.clear();
+    }
+
+    /// How many requests the fault answered.
+    pub fn hits(&self, id: FaultId) -> u64 {
+        self.state.lock().expect("fault proxy state").faults[id.0].1
+    }
+
+    /// Calls made so far (first attempts only: what the code asked for, not the SDK's
+    /// retries), by (service, operation).
+    pub fn calls(&self) -> BTreeMap<(String, String), u64> {
+        self.state.lock().expect("fault proxy state").calls.clone()
+    }
+
+    /// Calls made so far to one operation of one service (first attempts only).
+    pub fn calls_to(&self, service: &str, operation: &str) -> u64 {
+        let key = (service.to_owned(), operation.to_owned());
+        let state = self.state.lock().expect("fault proxy state");
+        state.calls.get(&key).copied().unwrap_or(0)
+    }
+
+    /// HTTP requests so far to one operation of one service, retries included.
+    pub fn requests_to(&self, service: &str, operation: &str) -> u64 {
+        let key = (service.to_owned(), operation.to_owned());
+        let state = self.state.lock().expect("fault proxy state");
+        state.requests.get(&key).copied().unwrap_or(0)
+    }
+
+    /// HTTP statuses of the answers that came from moto (502: moto could not be reached).
+    pub fn statuses(&self) -> BTreeMap<u16, u64> {
+        self.state.lock().expect("fault proxy state").statuses.clone()
+    }
+
+    pub fn reset_calls(&self) {
+        let mut state = self.state.lock().expect("fault proxy state");
+        state.calls.clear();
+        state.requests.clear();
+        state.statuses.clear();
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    upstream: hyper::Uri,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let (mut parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let info = describe(&parts, &body);
+    let is_json = parts.headers.contains_key("x-amz-target");
+
+    let injected = {
+        let mut state = state.lock().expect("fault proxy state");
+        let key = (info.service.clone(), info.operation.clone());
+        if info.attempt <= 1 {
+            *state.calls.entry(key.clone()).or_default() += 1;
+        }
+        *state.requests.entry(key).or_default() += 1;
+        state
+            .faults
+            .iter_mut()
+            .find(|(fault, _)| fault.matches(&info))
+            .map(|(fault, hits)| {
+                *hits += 1;
+                if let Some(times) = fault.times.as_mut() {
+                    *times -= 1;
+                }
+                fault.response(&info, is_json)
+            })
+    };
+    if let Some(response) = injected {
+        return Ok(response);
+    }
+
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let mut uri = upstream.into_parts();
+    uri.path_and_query = path_and_query.parse().ok();
+    parts.uri = hyper::Uri::from_parts(uri).expect("upstream uri with a path");
+    let forwarded = Request::from_parts(parts, Full::new(body));
+    match client.request(forwarded).await {
+        Ok(response) => {
+            *state
+                .lock()
+                .expect("fault proxy state")
+                .statuses
+                .entry(response.status().as_u16())
+                .or_default() += 1;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok(Response::from_parts(parts, Full::new(body)))
+        }
+        Err(e) => {
+            *state
+                .lock()
+                .expect("fault proxy state")
+                .statuses
+                .entry(502)
+                .or_default() += 1;
+            let mut response = Response::new(Full::new(Bytes::from(format!(
+                "fault proxy: upstream unreachable: {e}"
+            ))));
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            Ok(response)
+        }
+    }
+}
+
+fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
+    let mut info = RequestInfo::default();
+    // Authorization: AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/sts/aws4_request, ...
+    if let Some(scope) = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|rest| rest.split(',').next())
+    {
+        let fields: Vec<&str> = scope.split('/').collect();
+        if fields.len() >= 4 {
+            info.access_key_id = fields[0].to_owned();
+            info.region = fields[2].to_owned();
+            info.service = fields[3].to_owned();
+        }
+    }
+    info.attempt = parts
+        .headers
+        .get("amz-sdk-request")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').find_map(|kv| kv.trim().strip_prefix("attempt=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let raw_body = String::from_utf8_lossy(body);
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    info.body = if is_form {
+        form_decode(&raw_body)
+    } else {
+        raw_body.into_owned()
+    };
+    info.operation = if let Some(target) = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
+        target.rsplit('.').next().unwrap_or(target).to_owned()
+    } else if let Some(action) = is_form
+        .then(|| {
+            info.body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action="))
+        })
+        .flatten()
+    {
+        action.to_owned()
+    } else {
+        format!("{} {}", parts.method, parts.uri.path())
+    };
+    info
+}
+
+/// Decodes `application/x-www-form-urlencoded` text, keeping `&` between fields.
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(
+            form_decode("Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx&a=b+c"),
+            "Action=AssumeRole&RoleArn=arn:aws:iam::1:role/x&a=b c"
+        );
+        assert_eq!(form_decode("bad%zz%4"), "bad%zz%4");
+    }
+
+    #[test]
+    fn faults_match_on_every_given_field_and_run_out() {
+        let info = RequestInfo {
+            service: "sts".into(),
+            region: "us-east-1".into(),
+            operation: "AssumeRole".into(),
+            body: "RoleArn=arn:aws:iam::222222222222:role/Audit".into(),
+            ..Default::default()
+        };
+        assert!(Fault::deny_assume_role("222222222222").matches(&info));
+        assert!(!Fault::deny_assume_role("333333333333").matches(&info));
+        assert!(!Fault::throttle().region("eu-west-1").matches(&info));
+        let mut once = Fault::throttle().times(1);
+        assert!(once.matches(&info));
+        once.times = Some(0);
+        assert!(!once.matches(&info));
+    }
+}

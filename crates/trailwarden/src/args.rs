@@ -1,0 +1,186 @@
+//! Command-line arguments: the global options every command shares, and the commands.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::time::Duration;
+use trailwarden_model::target::{AccountId, RegionSelection};
+
+const AFTER_HELP: &str = "\
+Credentials come from the standard AWS chain (environment, AWS_PROFILE or --profile, SSO,
+credential_process, instance or container role). With --accounts, trailwarden assumes
+arn:aws:iam::<ID>:role/<--role-name> in each account; its role sessions are named
+trailwarden-<time> so its own calls can be recognised in CloudTrail.
+
+An account or region that cannot be read (AccessDenied, a region not enabled, throttling
+that outlasts the retries, an endpoint that does not answer) is reported with the account,
+region and call that failed; the other targets are still read.
+
+Examples:
+  trailwarden trails
+  trailwarden --regions us-east-1,eu-west-1 trails --format json
+  trailwarden --accounts 111111111111,222222222222 --role-name TrailwardenAudit trails
+  trailwarden --endpoint-url http://127.0.0.1:5000 trails     # moto, or any AWS-compatible endpoint";
+
+/// trailwarden keeps AWS audit logging alive and honest: it finds CloudTrail tampering in
+/// every region of every account.
+#[derive(Debug, Parser)]
+#[command(name = "trailwarden", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Send every AWS call to this endpoint (an emulator such as moto, or a proxy).
+    /// The SDK's AWS_ENDPOINT_URL works too.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Named profile from the AWS config files (default: AWS_PROFILE, then "default").
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Accounts to visit, comma-separated 12-digit ids (default: the caller's own account).
+    /// Needs --role-name.
+    #[arg(long, global = true, value_name = "ID,ID", value_delimiter = ',', value_parser = parse_account)]
+    pub accounts: Option<Vec<AccountId>>,
+
+    /// Role to assume in each of --accounts.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub role_name: Option<String>,
+
+    /// Regions to visit: a comma-separated list, or "all" for every region enabled in each
+    /// account (discovered with ec2:DescribeRegions).
+    #[arg(long, global = true, value_name = "LIST|all", default_value = "all")]
+    pub regions: RegionSelection,
+
+    /// Region for account-wide calls (STS, region discovery). Default: the chain's region
+    /// (AWS_REGION, profile), else us-east-1.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub home_region: Option<String>,
+
+    /// AWS calls in flight at once, across all accounts and regions.
+    #[arg(long, global = true, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub concurrency: u16,
+
+    /// Attempts per AWS call, the first included; throttling and transient errors are retried
+    /// with exponential backoff and jitter.
+    #[arg(long, global = true, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+
+    /// Limit for one AWS call with all its retries, e.g. 30s, 2m.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub call_timeout: Duration,
+
+    /// Output format (default: table on a terminal, json otherwise).
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+
+    /// No progress bar.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG also works.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    /// OCSF findings (for commands that produce findings).
+    Ocsf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every CloudTrail trail of the selected accounts × regions: home region, scope,
+    /// logging status, destination, and the regions no logging trail covers.
+    ///
+    /// One DescribeTrails per account × region (shadow copies of multi-region and organization
+    /// trails are folded into their trail) and one GetTrailStatus per trail, in its home
+    /// region. Exit status: 0 everything was read, 1 some accounts or regions could not be
+    /// read (they are listed), 2 trailwarden could not run.
+    Trails,
+}
+
+fn parse_account(s: &str) -> Result<AccountId, String> {
+    s.parse().map_err(|e: trailwarden_model::target::TargetParseError| e.to_string())
+}
+
+impl GlobalArgs {
+    /// `--accounts`, without repeats.
+    pub fn account_list(&self) -> Option<Vec<AccountId>> {
+        let ids = self.accounts.as_ref()?;
+        let mut out: Vec<AccountId> = Vec::new();
+        for id in ids {
+            if !out.contains(id) {
+                out.push(id.clone());
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Parses `500ms`, `20s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 500ms, 20s, 5m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s, m or h)")),
+    };
+    if d.is_zero() {
+        return Err("a duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("20"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn bad_accounts_and_regions_are_rejected_with_the_value() {
+        let err = Cli::try_parse_from(["trailwarden", "--accounts", "123", "trails"]).unwrap_err();
+        assert!(err.to_string().contains("'123' is not 12 digits"), "{err}");
+        let err =
+            Cli::try_parse_from(["trailwarden", "--regions", "us-east-1,moon-1", "trails"])
+                .unwrap_err();
+        assert!(err.to_string().contains("'moon-1'"), "{err}");
+    }
+}

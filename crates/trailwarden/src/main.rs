@@ -1,0 +1,81 @@
+//! The `trailwarden` command line. Thin: parses arguments, runs a command from the library
+//! crates, renders its result, and maps it to an exit code. No AWS logic lives here.
+
+mod args;
+mod output;
+mod progress;
+mod trails_cmd;
+
+use args::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+use trailwarden_aws::{AwsOptions, ClientFactory};
+
+/// Exit codes shared by every command (DESIGN.md).
+pub mod exit {
+    /// Done, nothing to report.
+    pub const OK: u8 = 0;
+    /// Done, with findings (or, for inventories, with targets that could not be read).
+    pub const FINDINGS: u8 = 1;
+    /// Could not run.
+    pub const ERROR: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    ExitCode::from(code)
+}
+
+async fn run(cli: Cli) -> u8 {
+    let g = &cli.global;
+    let options = AwsOptions {
+        profile: g.profile.clone(),
+        endpoint_url: g.endpoint_url.clone(),
+        region: g.home_region.clone(),
+        max_attempts: g.max_attempts,
+        call_timeout: g.call_timeout,
+        ..AwsOptions::default()
+    };
+    let factory = ClientFactory::new(&options).await;
+    let result = match cli.command {
+        Command::Trails => trails_cmd::run(&factory, g).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        // The SDK warns about every region source it tried (IMDS...) before the fallback.
+        0 => "warn,aws_config=error",
+        1 => "info,aws_config=warn,aws_smithy_runtime=warn",
+        2 => "debug,aws_smithy_runtime=info,hyper_util=info,rustls=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Logs go to stderr so stdout stays machine-readable. The SDK never logs secrets at
+    // these levels; credentials are not logged by trailwarden at any level.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

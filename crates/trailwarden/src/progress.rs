@@ -1,0 +1,43 @@
+//! A progress bar on stderr for long sweeps; silent when stderr is not a terminal.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+/// Wraps an indicatif bar that draws only on an interactive stderr.
+#[derive(Debug)]
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    pub fn new(quiet: bool, message: &str, total: u64) -> Self {
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+        } else {
+            ProgressBar::new(total)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} calls ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(message.to_owned());
+        Self { bar }
+    }
+
+    pub fn set_message(&self, message: &str) {
+        self.bar.set_message(message.to_owned());
+    }
+
+    pub fn add_work(&self, n: u64) {
+        self.bar.inc_length(n);
+    }
+
+    pub fn step(&self) {
+        self.bar.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
