@@ -1,0 +1,230 @@
+//! The `trailwarden` binary as users run it, against the emulated estate.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::Output;
+use trailwarden_lab::{Lab, LabSpec};
+
+const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
+
+/// Runs the binary with the lab operator's credentials and nothing from the machine's AWS setup.
+async fn trailwarden(args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001")
+        .env("AWS_SECRET_ACCESS_KEY", "lab-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/trailwarden-test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .expect("running trailwarden")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn help_lists_the_commands_that_exist_and_teaches_the_global_options() {
+    let out = trailwarden(&["--help"]).await;
+    assert!(out.status.success());
+    let help = stdout(&out);
+    assert!(help.contains("trails"), "{help}");
+    for option in [
+        "--endpoint-url",
+        "--profile",
+        "--accounts",
+        "--role-name",
+        "--regions",
+        "--concurrency",
+        "--format",
+    ] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
+    // Commands of DESIGN.md that are not built yet must not be listed.
+    for absent in ["audit", "remediate", "scan", "watch", "baseline"] {
+        assert!(
+            !help.lines().any(|l| l.trim_start().starts_with(absent)),
+            "{absent} is listed but does not exist:\n{help}"
+        );
+    }
+    let out = trailwarden(&["--version"]).await;
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("trailwarden {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_exit_2_naming_the_bad_value() {
+    let out = trailwarden(&["--accounts", "12345", "trails"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("'12345' is not 12 digits"), "{}", stderr(&out));
+
+    let out = trailwarden(&["--accounts", "111111111111", "trails"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--role-name"), "{}", stderr(&out));
+
+    let out = trailwarden(&["trails", "--format", "ocsf"]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trails_lists_three_accounts_in_all_regions_and_reports_the_denied_one() {
+    let lab = Lab::start(&LabSpec::default()).await.expect("lab");
+    let d = &lab.description;
+    let accounts = d.account_list();
+    let out = trailwarden(&[
+        "--endpoint-url",
+        &d.endpoint,
+        "--accounts",
+        &accounts,
+        "--role-name",
+        &d.role_name,
+        "trails",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("json report");
+
+    let reached: Vec<&str> = report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["account"].as_str().unwrap())
+        .collect();
+    assert_eq!(reached, ["100000000001", "100000000002", "100000000003"]);
+    for account in report["accounts"].as_array().unwrap() {
+        assert_eq!(account["regions_read"].as_array().unwrap().len(), 20);
+        assert_eq!(account["uncovered_regions"].as_array().unwrap().len(), 0);
+    }
+    let trails = report["trails"].as_array().unwrap();
+    assert_eq!(trails.len(), 4);
+    let eu = trails.iter().find(|t| t["name"] == "eu-audit").unwrap();
+    assert_eq!(eu["home_region"], "eu-west-1");
+    assert_eq!(eu["status"]["is_logging"], false);
+
+    let gaps = report["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0]["account"], "100000000004");
+    assert_eq!(gaps[0]["kind"], "access-denied");
+    assert_eq!(gaps[0]["operation"], "sts:AssumeRole");
+
+    // Every call the command made is allowed by the shipped least-privilege policies.
+    let allowed = policy_actions();
+    for (service, operation) in lab.proxy.calls().keys() {
+        let action = format!("{service}:{operation}");
+        assert!(
+            allowed.contains(&action),
+            "{action} is called but not in docs/iam"
+        );
+    }
+
+    // The table names the failing account and the call.
+    let out = trailwarden(&[
+        "--endpoint-url",
+        &d.endpoint,
+        "--accounts",
+        &accounts,
+        "--role-name",
+        &d.role_name,
+        "--regions",
+        "us-east-1,eu-west-1",
+        "trails",
+        "--format",
+        "table",
+    ])
+    .await;
+    let table = stdout(&out);
+    assert!(table.contains("management-events"), "{table}");
+    assert!(table.contains("100000000004"), "{table}");
+    assert!(table.contains("sts:AssumeRole"), "{table}");
+    assert!(table.contains("access-denied"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_inventory_exits_0_and_jsonl_has_one_object_per_line() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 2,
+        denied_accounts: 0,
+    })
+    .await
+    .expect("lab");
+    let d = &lab.description;
+    let out = trailwarden(&[
+        "--endpoint-url",
+        &d.endpoint,
+        "--accounts",
+        &d.account_list(),
+        "--role-name",
+        &d.role_name,
+        "--regions",
+        "us-east-1,eu-west-1",
+        "trails",
+        "--format",
+        "jsonl",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let count = |t: &str| lines.iter().filter(|l| l["type"] == t).count();
+    assert_eq!(count("account"), 2);
+    assert_eq!(count("trail"), 3);
+    assert_eq!(count("gap"), 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_clear_error_not_a_hang() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let out = trailwarden(&[
+        "--endpoint-url",
+        &endpoint,
+        "--max-attempts",
+        "1",
+        "trails",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("sts:GetCallerIdentity"), "{err}");
+    assert!(err.contains("--endpoint-url"), "{err}");
+}
+
+fn policy_actions() -> BTreeSet<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/iam");
+    let mut actions = BTreeSet::new();
+    for file in ["trailwarden-audit-policy.json", "trailwarden-caller-policy.json"] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).expect(file);
+        let policy: Value = serde_json::from_str(&text).expect(file);
+        for statement in policy["Statement"].as_array().unwrap() {
+            match &statement["Action"] {
+                Value::String(a) => {
+                    actions.insert(a.clone());
+                }
+                Value::Array(list) => {
+                    actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+                }
+                other => panic!("{file}: unexpected Action {other}"),
+            }
+        }
+    }
+    actions
+}
