@@ -103,8 +103,8 @@ impl ClientFactory {
                 .build();
         }
         // An endpoint override is an emulator or a proxy: bucket-in-hostname cannot work there.
-        let path_style_s3 = base.endpoint_url().is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let path_style_s3 =
+            base.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -154,8 +154,7 @@ fn innermost_connector_error<'a>(
     let mut found = None;
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
-        if let Some(c) =
-            e.downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>()
+        if let Some(c) = e.downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>()
             && (c.is_io() || c.is_timeout())
         {
             found = Some(c);

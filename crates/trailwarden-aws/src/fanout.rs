@@ -69,12 +69,14 @@ pub async fn resolve(
                 region: home.clone(),
                 message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
             })?;
-        let id: AccountId = identity.account().unwrap_or_default().parse().map_err(|_| {
-            SelectionError::CallerUnknown {
+        let id: AccountId = identity
+            .account()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| SelectionError::CallerUnknown {
                 region: home.clone(),
                 message: format!("unexpected account id {:?}", identity.account()),
-            }
-        })?;
+            })?;
         let arn = identity.arn().unwrap_or_default().to_owned();
         match finish_account(id, arn, clients, &home, &selection.regions).await {
             Ok((account, gaps)) => {

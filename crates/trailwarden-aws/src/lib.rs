@@ -15,8 +15,8 @@ mod failure;
 pub mod fanout;
 pub mod trails;
 
-pub use client::{AccountConfig, AwsOptions, ClientFactory, SESSION_NAME_PREFIX};
 pub use aws_credential_types::Credentials;
+pub use client::{AccountConfig, AwsOptions, ClientFactory, SESSION_NAME_PREFIX};
 pub use failure::{GapScope, gap_from_sdk};
 
 /// The SDK service crates, for dev tooling (the lab, tests) that must make raw calls through

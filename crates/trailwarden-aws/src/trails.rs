@@ -1,8 +1,8 @@
 //! The trail inventory: one `DescribeTrails` per account × region (shadows included, then
 //! folded), and one `GetTrailStatus` per trail, in its home region.
 
-use crate::fanout::{Account, for_each_region};
 use crate::failure::{GapScope, gap_from_sdk};
+use crate::fanout::{Account, for_each_region};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use trailwarden_model::target::{AccountId, Gap, Target};
@@ -41,8 +41,7 @@ pub async fn inventory(
     .await;
 
     let mut inventory = Inventory::default();
-    let mut views_by_account: BTreeMap<AccountId, Vec<(String, Vec<TrailView>)>> =
-        BTreeMap::new();
+    let mut views_by_account: BTreeMap<AccountId, Vec<(String, Vec<TrailView>)>> = BTreeMap::new();
     for (target, result) in per_region {
         match result {
             Ok(views) => {
@@ -129,7 +128,9 @@ pub async fn describe_trails(account: &Account, region: &str) -> Result<Vec<Trai
                 include_global_service_events: t.include_global_service_events().unwrap_or(false),
                 log_file_validation: t.log_file_validation_enabled().unwrap_or(false),
                 kms_key_id: t.kms_key_id().map(str::to_owned),
-                cloudwatch_logs_log_group_arn: t.cloud_watch_logs_log_group_arn().map(str::to_owned),
+                cloudwatch_logs_log_group_arn: t
+                    .cloud_watch_logs_log_group_arn()
+                    .map(str::to_owned),
                 cloudwatch_logs_role_arn: t.cloud_watch_logs_role_arn().map(str::to_owned),
                 has_custom_event_selectors: t.has_custom_event_selectors().unwrap_or(false),
                 has_insight_selectors: t.has_insight_selectors().unwrap_or(false),

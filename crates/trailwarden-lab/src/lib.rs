@@ -96,7 +96,13 @@ pub struct Lab {
 
 /// The fixed credentials of the lab's operator (moto accepts any).
 pub fn operator_credentials() -> Credentials {
-    Credentials::new("AKIALABOPERATOR00001", "lab-secret", None, None, "trailwarden-lab")
+    Credentials::new(
+        "AKIALABOPERATOR00001",
+        "lab-secret",
+        None,
+        None,
+        "trailwarden-lab",
+    )
 }
 
 /// Options that reach `endpoint` as the lab's operator, with quick failure on errors.
@@ -235,9 +241,7 @@ async fn seed_account(
     if with_regional_trail {
         planned.push(LabTrail {
             name: "eu-audit".into(),
-            arn: format!(
-                "arn:aws:cloudtrail:{REGIONAL_TRAIL_REGION}:{account}:trail/eu-audit"
-            ),
+            arn: format!("arn:aws:cloudtrail:{REGIONAL_TRAIL_REGION}:{account}:trail/eu-audit"),
             home_region: REGIONAL_TRAIL_REGION.into(),
             multi_region: false,
             logging: false,

@@ -60,11 +60,15 @@ async fn lists_every_trail_of_every_account_and_region_and_reports_the_denied_ac
     for account in &resolution.accounts {
         assert_eq!(account.regions.len(), 20, "{:?}", account.regions);
         assert!(account.regions.iter().all(|r| !r.starts_with("cn-")));
-        assert!(!account.regions.contains(&"me-south-1".to_owned()), "not opted in");
         assert!(
-            account
-                .principal_arn
-                .starts_with(&format!("arn:aws:sts::{}:assumed-role/{ROLE_NAME}/trailwarden-", account.id)),
+            !account.regions.contains(&"me-south-1".to_owned()),
+            "not opted in"
+        );
+        assert!(
+            account.principal_arn.starts_with(&format!(
+                "arn:aws:sts::{}:assumed-role/{ROLE_NAME}/trailwarden-",
+                account.id
+            )),
             "{}",
             account.principal_arn
         );
@@ -137,11 +141,8 @@ async fn a_failing_region_is_a_gap_for_that_region_only() {
     .await
     .expect("lab");
     // Throttled beyond every retry in one region; token rejected (opt-in) in another.
-    lab.proxy.add(
-        Fault::throttle()
-            .service("cloudtrail")
-            .region("ap-south-1"),
-    );
+    lab.proxy
+        .add(Fault::throttle().service("cloudtrail").region("ap-south-1"));
     lab.proxy.add(
         Fault::error(
             400,
@@ -210,9 +211,13 @@ async fn denied_region_discovery_is_an_account_gap_unless_regions_are_named() {
     .await
     .expect("lab");
     lab.proxy.add(
-        Fault::error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
-            .service("ec2")
-            .operation("DescribeRegions"),
+        Fault::error(
+            403,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        )
+        .service("ec2")
+        .operation("DescribeRegions"),
     );
     let options = operator_options(&lab.description.endpoint);
     let (resolution, _) = sweep(&options, &selection(&lab, RegionSelection::AllEnabled)).await;
@@ -220,7 +225,11 @@ async fn denied_region_discovery_is_an_account_gap_unless_regions_are_named() {
     let gap = &resolution.gaps[0];
     assert_eq!(gap.kind, GapKind::AccessDenied);
     assert_eq!(gap.operation, "ec2:DescribeRegions");
-    assert!(gap.message.contains("pass --regions explicitly"), "{}", gap.message);
+    assert!(
+        gap.message.contains("pass --regions explicitly"),
+        "{}",
+        gap.message
+    );
 
     let (resolution, inventory) = sweep(
         &options,
@@ -278,7 +287,10 @@ async fn an_endpoint_that_does_not_answer_is_reported_per_account_and_quickly() 
     assert!(err.to_string().contains("--endpoint-url"), "{err}");
 
     let accounts = Selection {
-        accounts: Some(vec!["111111111111".parse().unwrap(), "222222222222".parse().unwrap()]),
+        accounts: Some(vec![
+            "111111111111".parse().unwrap(),
+            "222222222222".parse().unwrap(),
+        ]),
         role_name: Some(ROLE_NAME.into()),
         regions: RegionSelection::AllEnabled,
         concurrency: 4,

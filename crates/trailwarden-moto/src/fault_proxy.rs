@@ -260,7 +260,11 @@ impl FaultProxy {
 
     /// HTTP statuses of the answers that came from moto (502: moto could not be reached).
     pub fn statuses(&self) -> BTreeMap<u16, u64> {
-        self.state.lock().expect("fault proxy state").statuses.clone()
+        self.state
+            .lock()
+            .expect("fault proxy state")
+            .statuses
+            .clone()
     }
 
     pub fn reset_calls(&self) {
@@ -363,7 +367,10 @@ fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
         .headers
         .get("amz-sdk-request")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').find_map(|kv| kv.trim().strip_prefix("attempt=")))
+        .and_then(|v| {
+            v.split(';')
+                .find_map(|kv| kv.trim().strip_prefix("attempt="))
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
     let raw_body = String::from_utf8_lossy(body);

@@ -114,7 +114,8 @@ pub enum Command {
 }
 
 fn parse_account(s: &str) -> Result<AccountId, String> {
-    s.parse().map_err(|e: trailwarden_model::target::TargetParseError| e.to_string())
+    s.parse()
+        .map_err(|e: trailwarden_model::target::TargetParseError| e.to_string())
 }
 
 impl GlobalArgs {
@@ -178,9 +179,8 @@ mod tests {
     fn bad_accounts_and_regions_are_rejected_with_the_value() {
         let err = Cli::try_parse_from(["trailwarden", "--accounts", "123", "trails"]).unwrap_err();
         assert!(err.to_string().contains("'123' is not 12 digits"), "{err}");
-        let err =
-            Cli::try_parse_from(["trailwarden", "--regions", "us-east-1,moon-1", "trails"])
-                .unwrap_err();
+        let err = Cli::try_parse_from(["trailwarden", "--regions", "us-east-1,moon-1", "trails"])
+            .unwrap_err();
         assert!(err.to_string().contains("'moon-1'"), "{err}");
     }
 }

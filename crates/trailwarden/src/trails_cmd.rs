@@ -185,7 +185,10 @@ fn render_table(report: &Report) -> String {
     if !report.trails.is_empty() {
         let _ = writeln!(out, "{table}");
     }
-    let _ = writeln!(out, "\nCoverage (regions with a logging trail that records them):");
+    let _ = writeln!(
+        out,
+        "\nCoverage (regions with a logging trail that records them):"
+    );
     for a in &report.accounts {
         let read = a.regions_read.len();
         let line = if a.uncovered_regions.is_empty() {

@@ -17,7 +17,10 @@ async fn trailwarden(args: &[&str]) -> Output {
         .env("AWS_SECRET_ACCESS_KEY", "lab-secret")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/trailwarden-test")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/trailwarden-test",
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .await
@@ -67,7 +70,11 @@ async fn help_lists_the_commands_that_exist_and_teaches_the_global_options() {
 async fn bad_arguments_exit_2_naming_the_bad_value() {
     let out = trailwarden(&["--accounts", "12345", "trails"]).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("'12345' is not 12 digits"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("'12345' is not 12 digits"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = trailwarden(&["--accounts", "111111111111", "trails"]).await;
     assert_eq!(out.status.code(), Some(2));
@@ -194,14 +201,7 @@ async fn an_unreachable_endpoint_is_a_clear_error_not_a_hang() {
         .unwrap()
         .port();
     let endpoint = format!("http://127.0.0.1:{closed}");
-    let out = trailwarden(&[
-        "--endpoint-url",
-        &endpoint,
-        "--max-attempts",
-        "1",
-        "trails",
-    ])
-    .await;
+    let out = trailwarden(&["--endpoint-url", &endpoint, "--max-attempts", "1", "trails"]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("sts:GetCallerIdentity"), "{err}");
@@ -211,7 +211,10 @@ async fn an_unreachable_endpoint_is_a_clear_error_not_a_hang() {
 fn policy_actions() -> BTreeSet<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/iam");
     let mut actions = BTreeSet::new();
-    for file in ["trailwarden-audit-policy.json", "trailwarden-caller-policy.json"] {
+    for file in [
+        "trailwarden-audit-policy.json",
+        "trailwarden-caller-policy.json",
+    ] {
         let text = std::fs::read_to_string(format!("{dir}/{file}")).expect(file);
         let policy: Value = serde_json::from_str(&text).expect(file);
         for statement in policy["Statement"].as_array().unwrap() {
