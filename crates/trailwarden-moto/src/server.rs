@@ -15,7 +15,7 @@ const START_ATTEMPTS: usize = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     #[error(
-        "moto_server was not found on PATH, in TRAILWARDEN_MOTO_SERVER or in the workspace's .venv; install it with: {MOTO_INSTALL_HINT}"
+        "moto_server was not found (looked at TRAILWARDEN_MOTO_SERVER, the workspace's .venv, PATH); install it with: {MOTO_INSTALL_HINT}"
     )]
     MotoMissing,
     #[error("could not start {program}: {source}")]
@@ -52,7 +52,14 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts a fresh server with empty state and waits until it answers.
     pub fn start() -> Result<Self, HarnessError> {
-        let program = find_moto_server().ok_or(HarnessError::MotoMissing)?;
+        Self::start_program(find_moto_server().ok_or(HarnessError::MotoMissing)?)
+    }
+
+    /// Like [`MotoServer::start`], with an explicit `moto_server` executable.
+    pub fn start_program(program: PathBuf) -> Result<Self, HarnessError> {
+        if !program.is_file() {
+            return Err(HarnessError::MotoMissing);
+        }
         let mut last_log = String::new();
         let mut port = 0;
         // A free port can be taken between our probe and moto's bind; try again then.
