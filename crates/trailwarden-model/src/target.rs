@@ -101,7 +101,9 @@ pub fn partition_of_region(region: &str) -> &'static str {
 /// The partition named in an ARN (`arn:PARTITION:...`).
 pub fn partition_of_arn(arn: &str) -> Option<&str> {
     let mut parts = arn.split(':');
-    (parts.next() == Some("arn")).then(|| parts.next()).flatten()
+    (parts.next() == Some("arn"))
+        .then(|| parts.next())
+        .flatten()
 }
 
 /// Which regions to visit (`--regions`).
@@ -255,7 +257,14 @@ mod tests {
             assert!(is_region_name(ok), "{ok}");
         }
         for bad in [
-            "", "us", "us-east", "useast1", "US-EAST-1", "us-east-1a", "us--1", "-east-1",
+            "",
+            "us",
+            "us-east",
+            "useast1",
+            "US-EAST-1",
+            "us-east-1a",
+            "us--1",
+            "-east-1",
         ] {
             assert!(!is_region_name(bad), "{bad}");
         }

@@ -159,9 +159,15 @@ mod tests {
                 ("eu-west-1".to_owned(), vec![shadow]),
                 (
                     "us-east-1".to_owned(),
-                    vec![view("org", "us-east-1", true), view("local", "us-east-1", false)],
+                    vec![
+                        view("org", "us-east-1", true),
+                        view("local", "us-east-1", false),
+                    ],
                 ),
-                ("ap-south-1".to_owned(), vec![view("org", "us-east-1", true)]),
+                (
+                    "ap-south-1".to_owned(),
+                    vec![view("org", "us-east-1", true)],
+                ),
             ],
         );
         assert_eq!(trails.len(), 2);
@@ -178,7 +184,10 @@ mod tests {
             &account(),
             [(
                 "us-east-1".to_owned(),
-                vec![view("multi", "us-east-1", true), view("local", "eu-west-1", false)],
+                vec![
+                    view("multi", "us-east-1", true),
+                    view("local", "eu-west-1", false),
+                ],
             )],
         );
         // Nothing is known to be logging yet: every region is uncovered.

@@ -1,0 +1,54 @@
+//! Streaming readers for CloudTrail records, in every shape they arrive in.
+//!
+//! The shape is detected from the content, never from the file name ([`Shape`]):
+//!
+//! - a CloudTrail log file, `{"Records": [...]}`, as delivered to S3 (other top-level keys
+//!   are checked for syntax and otherwise ignored);
+//! - a JSON array of records (Stratus Red Team detonation logs);
+//! - one record, possibly pretty-printed;
+//! - an EventBridge event whose `detail-type` ends in "via CloudTrail"; the record is its
+//!   `detail`;
+//! - JSON Lines: one record, envelope or log file per line, blank lines allowed;
+//! - several values one after the other, not one per line (as `jq` prints them).
+//!
+//! Any of these may be gzip-compressed, which is detected by the magic bytes; multi-member
+//! gzip is read to its end. A UTF-8 byte order mark at the start is skipped. A CloudTrail
+//! digest file is recognised and counted ([`Shape::Digest`], [`Summary::digests`]): it holds
+//! no records, and it is not an error either.
+//!
+//! Reading streams: each record is delivered as soon as it is read, a log file's `Records`
+//! one at a time, so memory stays bounded by the largest record, which
+//! [`ReadOptions::max_record_bytes`] caps.
+//!
+//! Errors ([`ReadError`]) name the source and the position (record number, line, column and
+//! byte offset of the decoded input). What happens next depends on the error:
+//!
+//! - a record with a field of the wrong type, a record over the size limit, text that is not
+//!   UTF-8 inside a record, or a value that is not a CloudTrail record: that one is skipped,
+//!   and reading goes on;
+//! - broken JSON: in JSON Lines that line is skipped and reading goes on at the next line; in
+//!   the other shapes (a log file, an array, a pretty-printed record) where the next record
+//!   starts cannot be trusted, so reading of that source ends there, after the records
+//!   before it were delivered;
+//! - read errors, truncated or corrupt gzip, or more than [`ReadOptions::max_input_bytes`]
+//!   of decoded input: reading ends, after the records decoded so far were delivered.
+//!
+//! JSON Lines are recognised when the first value fits on its line and the next one starts
+//! on a later line. So if the *first* line is broken in a way that shows only on a later
+//! line (an object left open), the input cannot be told from a broken pretty-printed
+//! document, and reading ends with one error.
+//!
+//! This crate only reads the bytes and the files it is given: no AWS, no network, and no
+//! judgement on the records (rules and integrity checks live elsewhere).
+
+mod error;
+mod input;
+mod reader;
+mod walk;
+
+pub use error::{ErrorKind, Position, ReadError};
+pub use reader::{Item, ReadOptions, Shape, Summary, read_path, read_records};
+pub use walk::{Walk, walk};
+
+#[cfg(test)]
+mod tests;
