@@ -182,6 +182,22 @@ impl AccountConfig {
         aws_sdk_sts::Client::new(&self.in_region(region))
     }
 
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.in_region(region))
+    }
+
+    pub fn logs(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.in_region(region))
+    }
+
+    pub fn guardduty(&self, region: &str) -> aws_sdk_guardduty::Client {
+        aws_sdk_guardduty::Client::new(&self.in_region(region))
+    }
+
+    pub fn config(&self, region: &str) -> aws_sdk_config::Client {
+        aws_sdk_config::Client::new(&self.in_region(region))
+    }
+
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.in_region(region))
             .force_path_style(self.path_style_s3)

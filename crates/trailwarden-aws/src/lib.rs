@@ -13,6 +13,7 @@
 mod client;
 mod failure;
 pub mod fanout;
+pub mod snapshot;
 pub mod trails;
 
 pub use aws_credential_types::Credentials;
@@ -23,7 +24,11 @@ pub use failure::{GapScope, gap_from_sdk};
 /// this crate's clients instead of depending on the SDK itself.
 pub mod sdk {
     pub use aws_sdk_cloudtrail as cloudtrail;
+    pub use aws_sdk_cloudwatchlogs as logs;
+    pub use aws_sdk_config as config;
     pub use aws_sdk_ec2 as ec2;
+    pub use aws_sdk_guardduty as guardduty;
+    pub use aws_sdk_kms as kms;
     pub use aws_sdk_s3 as s3;
     pub use aws_sdk_sts as sts;
 }

@@ -5,6 +5,7 @@
 //! readers, the rules, the AWS layer and the binaries, and it must build in seconds and be
 //! fuzzable on its own.
 
+pub mod finding;
 pub mod record;
 pub mod target;
 pub mod trail;

@@ -1,0 +1,908 @@
+//! Reading the state snapshot of accounts: trails (config, status, selectors, tags), their log
+//! buckets, KMS keys and log groups, and the detection services of every region.
+//!
+//! Calls are spread over four phases so each piece of state is read once: one pass per
+//! account × region (DescribeTrails and the regional services), then one per trail in its home
+//! region, then one per bucket, key and log group the trails name.
+
+use crate::failure::{GapScope, gap_from_sdk};
+use crate::fanout::{Account, for_each_region};
+use crate::trails::describe_trails;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+use trailwarden_model::target::{AccountId, Gap};
+use trailwarden_model::trail::{TrailView, fold_shadows};
+use trailwarden_posture::snapshot::{
+    AccountSnapshot, AdvancedSelector, BasicSelector, BucketSnapshot, ConfigRecorder, DataResource,
+    Delivery, Detector, EventSelectors, FieldSelector, FlowLog, KeySnapshot, LifecycleRule,
+    LogFilter, LogGroupSnapshot, NotificationTarget, PublicAccessBlock, RegionServices,
+    ReplicationRule, TrailSnapshot,
+};
+
+/// Progress of [`snapshot_accounts`], one call per finished unit of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Region,
+    Trail,
+    Resource,
+}
+
+/// A snapshot per account, and every part that could not be read.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    pub accounts: Vec<AccountSnapshot>,
+    pub gaps: Vec<Gap>,
+}
+
+type Result<T> = std::result::Result<T, Gap>;
+
+/// Reads the snapshot of every account, at most `concurrency` units of work at once.
+pub async fn snapshot_accounts(
+    accounts: &[Account],
+    concurrency: usize,
+    on_step: &(dyn Fn(Phase) + Sync),
+) -> Snapshots {
+    let concurrency = concurrency.max(1);
+    let mut out = Snapshots::default();
+    let mut snapshots: BTreeMap<AccountId, AccountSnapshot> = accounts
+        .iter()
+        .map(|a| (a.id.clone(), AccountSnapshot::new(a.id.clone())))
+        .collect();
+
+    // Phase 1: every account × region.
+    let regional = for_each_region(
+        accounts,
+        concurrency,
+        &|_| on_step(Phase::Region),
+        |account, region| async move { Ok(read_region(account, &region).await) },
+    )
+    .await;
+    let mut views: BTreeMap<AccountId, Vec<(String, Vec<TrailView>)>> = BTreeMap::new();
+    for (target, result) in regional {
+        let (trails, services, gaps) = match result {
+            Ok(read) => read,
+            Err(gap) => {
+                out.gaps.push(gap);
+                continue;
+            }
+        };
+        out.gaps.extend(gaps);
+        let snapshot = snapshots.get_mut(&target.account).expect("known account");
+        if let Some(trails) = trails {
+            snapshot.regions.push(target.region.clone());
+            views
+                .entry(target.account.clone())
+                .or_default()
+                .push((target.region.clone(), trails));
+        }
+        snapshot.services.insert(target.region, services);
+    }
+
+    // Phase 2: every trail, in its home region.
+    let trails: Vec<(&Account, TrailView)> = accounts
+        .iter()
+        .flat_map(|account| {
+            let per_region = views.remove(&account.id).unwrap_or_default();
+            fold_shadows(&account.id, per_region)
+                .into_iter()
+                .map(move |t| (account, t.view))
+        })
+        .collect();
+    let read: Vec<(AccountId, TrailSnapshot, Vec<Gap>)> = futures::stream::iter(trails)
+        .map(|(account, view)| async move {
+            let (trail, gaps) = read_trail(account, view).await;
+            on_step(Phase::Trail);
+            (account.id.clone(), trail, gaps)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (account, trail, gaps) in read {
+        out.gaps.extend(gaps);
+        snapshots
+            .get_mut(&account)
+            .expect("known account")
+            .trails
+            .push(trail);
+    }
+
+    // Phase 3: the buckets, keys and log groups the account's own trails use.
+    let mut resources = Vec::new();
+    for account in accounts {
+        let snapshot = &snapshots[&account.id];
+        let own = snapshot.trails.iter().filter(|t| !t.foreign);
+        let mut buckets = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        for t in own {
+            buckets.extend(t.s3_bucket.clone());
+            keys.extend(t.kms_key_id.clone());
+            groups.extend(t.cloudwatch_logs_log_group_arn.clone());
+        }
+        resources.extend(buckets.into_iter().map(|b| (account, Resource::Bucket(b))));
+        resources.extend(keys.into_iter().map(|k| (account, Resource::Key(k))));
+        resources.extend(groups.into_iter().map(|g| (account, Resource::LogGroup(g))));
+    }
+    let read: Vec<(AccountId, Result<ResourceState>)> = futures::stream::iter(resources)
+        .map(|(account, resource)| async move {
+            let state = match resource {
+                Resource::Bucket(name) => {
+                    read_bucket(account, &name).await.map(ResourceState::Bucket)
+                }
+                Resource::Key(arn) => read_key(account, &arn).await.map(ResourceState::Key),
+                Resource::LogGroup(arn) => read_log_group(account, &arn)
+                    .await
+                    .map(ResourceState::LogGroup),
+            };
+            on_step(Phase::Resource);
+            (account.id.clone(), state)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (account, state) in read {
+        let snapshot = snapshots.get_mut(&account).expect("known account");
+        match state {
+            Ok(ResourceState::Bucket(b)) => snapshot.buckets.push(b),
+            Ok(ResourceState::Key(k)) => snapshot.keys.push(k),
+            Ok(ResourceState::LogGroup(g)) => snapshot.log_groups.push(g),
+            Err(gap) => out.gaps.push(gap),
+        }
+    }
+
+    for mut snapshot in snapshots.into_values() {
+        snapshot.regions.sort();
+        snapshot.trails.sort_by(|a, b| a.arn.cmp(&b.arn));
+        snapshot.buckets.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot.keys.sort_by(|a, b| a.arn.cmp(&b.arn));
+        snapshot.log_groups.sort_by(|a, b| a.arn.cmp(&b.arn));
+        out.accounts.push(snapshot);
+    }
+    out.gaps.sort_by(|a, b| {
+        (&a.account, &a.region, &a.operation).cmp(&(&b.account, &b.region, &b.operation))
+    });
+    out
+}
+
+enum Resource {
+    Bucket(String),
+    Key(String),
+    LogGroup(String),
+}
+
+enum ResourceState {
+    Bucket(BucketSnapshot),
+    Key(KeySnapshot),
+    LogGroup(LogGroupSnapshot),
+}
+
+fn has_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>, codes: &[&str]) -> bool {
+    err.code().is_some_and(|c| codes.contains(&c))
+}
+
+fn gap<E>(err: &SdkError<E, HttpResponse>, account: &Account, region: &str, op: &str) -> Gap
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    gap_from_sdk(err, &account.id, Some(region), op, GapScope::Region)
+}
+
+/// One region: trails (None if DescribeTrails failed), services, and the gaps.
+async fn read_region(
+    account: &Account,
+    region: &str,
+) -> (Option<Vec<TrailView>>, RegionServices, Vec<Gap>) {
+    let mut gaps = Vec::new();
+    let trails = match describe_trails(account, region).await {
+        Ok(t) => Some(t),
+        Err(g) => {
+            gaps.push(g);
+            None
+        }
+    };
+    let mut services = RegionServices::default();
+    match read_guardduty(account, region).await {
+        Ok(d) => services.guardduty = d,
+        Err(g) => {
+            services.unread.push("guardduty".into());
+            gaps.push(g);
+        }
+    }
+    match read_config(account, region).await {
+        Ok(c) => services.config_recorder = c,
+        Err(g) => {
+            services.unread.push("config".into());
+            gaps.push(g);
+        }
+    }
+    match read_flow_logs(account, region).await {
+        Ok(f) => services.flow_logs = f,
+        Err(g) => {
+            services.unread.push("flow-logs".into());
+            gaps.push(g);
+        }
+    }
+    (trails, services, gaps)
+}
+
+async fn read_guardduty(account: &Account, region: &str) -> Result<Option<Detector>> {
+    let client = account.clients.guardduty(region);
+    let ids = client
+        .list_detectors()
+        .send()
+        .await
+        .map_err(|e| gap(&e, account, region, "guardduty:ListDetectors"))?;
+    // One detector per account and region is all GuardDuty allows.
+    let Some(id) = ids.detector_ids().first() else {
+        return Ok(None);
+    };
+    let detector = client
+        .get_detector()
+        .detector_id(id)
+        .send()
+        .await
+        .map_err(|e| gap(&e, account, region, "guardduty:GetDetector"))?;
+    Ok(Some(Detector {
+        id: id.clone(),
+        status: detector
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+    }))
+}
+
+async fn read_config(account: &Account, region: &str) -> Result<Option<ConfigRecorder>> {
+    let client = account.clients.config(region);
+    let recorders = client
+        .describe_configuration_recorders()
+        .send()
+        .await
+        .map_err(|e| gap(&e, account, region, "config:DescribeConfigurationRecorders"))?;
+    let Some(recorder) = recorders.configuration_recorders().first() else {
+        return Ok(None);
+    };
+    let name = recorder.name().unwrap_or_default().to_owned();
+    let status = client
+        .describe_configuration_recorder_status()
+        .send()
+        .await
+        .map_err(|e| {
+            gap(
+                &e,
+                account,
+                region,
+                "config:DescribeConfigurationRecorderStatus",
+            )
+        })?;
+    let recording = status
+        .configuration_recorders_status()
+        .iter()
+        .find(|s| s.name() == Some(name.as_str()))
+        .is_some_and(|s| s.recording());
+    let channels = client
+        .describe_delivery_channels()
+        .send()
+        .await
+        .map_err(|e| gap(&e, account, region, "config:DescribeDeliveryChannels"))?;
+    Ok(Some(ConfigRecorder {
+        name,
+        recording,
+        all_supported: recorder
+            .recording_group()
+            .is_some_and(|g| g.all_supported()),
+        delivery_channel: channels
+            .delivery_channels()
+            .first()
+            .and_then(|c| c.name())
+            .map(str::to_owned),
+    }))
+}
+
+async fn read_flow_logs(account: &Account, region: &str) -> Result<Vec<FlowLog>> {
+    let client = account.clients.ec2(region);
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .describe_flow_logs()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| gap(&e, account, region, "ec2:DescribeFlowLogs"))?;
+        for f in page.flow_logs() {
+            out.push(FlowLog {
+                id: f.flow_log_id().unwrap_or_default().to_owned(),
+                resource_id: f.resource_id().unwrap_or_default().to_owned(),
+                traffic_type: f.traffic_type().map(|t| t.as_str().to_owned()),
+                destination_type: f.log_destination_type().map(|t| t.as_str().to_owned()),
+                destination: f
+                    .log_destination()
+                    .or(f.log_group_name())
+                    .map(str::to_owned),
+                deliver_logs_role_arn: f.deliver_logs_permission_arn().map(str::to_owned),
+                status: f.flow_log_status().map(str::to_owned),
+            });
+        }
+        token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn read_trail(account: &Account, view: TrailView) -> (TrailSnapshot, Vec<Gap>) {
+    let region = view.home_region.clone();
+    let client = account.clients.cloudtrail(&region);
+    let foreign = view
+        .owner_account()
+        .is_some_and(|owner| owner != account.id.as_str());
+    let mut gaps = Vec::new();
+    let mut unread = Vec::new();
+
+    let (logging, delivery) = match client.get_trail_status().name(&view.arn).send().await {
+        Ok(s) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let delivered = s.latest_delivery_time();
+            (
+                s.is_logging().unwrap_or(false),
+                Some(Delivery {
+                    latest_delivery_error: s
+                        .latest_delivery_error()
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_owned),
+                    latest_delivery_time: delivered
+                        .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+                    latest_cloudwatch_logs_delivery_error: s
+                        .latest_cloud_watch_logs_delivery_error()
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_owned),
+                    latest_notification_error: s
+                        .latest_notification_error()
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_owned),
+                    latest_delivery_age_seconds: delivered.map(|t| (now - t.secs()).max(0) as u64),
+                }),
+            )
+        }
+        Err(e) => {
+            gaps.push(trail_gap(&e, account, &view, "cloudtrail:GetTrailStatus"));
+            unread.push("status".to_owned());
+            (false, None)
+        }
+    };
+
+    let event_selectors = match client
+        .get_event_selectors()
+        .trail_name(&view.arn)
+        .send()
+        .await
+    {
+        Ok(s) => Some(EventSelectors {
+            basic: s
+                .event_selectors()
+                .iter()
+                .map(|b| BasicSelector {
+                    read_write_type: b
+                        .read_write_type()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_else(|| "All".into()),
+                    include_management_events: b.include_management_events().unwrap_or(true),
+                    exclude_management_event_sources: b.exclude_management_event_sources().to_vec(),
+                    data_resources: b
+                        .data_resources()
+                        .iter()
+                        .map(|d| DataResource {
+                            resource_type: d.r#type().unwrap_or_default().to_owned(),
+                            values: d.values().to_vec(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            advanced: s
+                .advanced_event_selectors()
+                .iter()
+                .map(|a| AdvancedSelector {
+                    name: a.name().map(str::to_owned),
+                    field_selectors: a
+                        .field_selectors()
+                        .iter()
+                        .map(|f| FieldSelector {
+                            field: f.field().to_owned(),
+                            equals: f.equals().to_vec(),
+                            starts_with: f.starts_with().to_vec(),
+                            ends_with: f.ends_with().to_vec(),
+                            not_equals: f.not_equals().to_vec(),
+                            not_starts_with: f.not_starts_with().to_vec(),
+                            not_ends_with: f.not_ends_with().to_vec(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
+        Err(e) => {
+            gaps.push(trail_gap(
+                &e,
+                account,
+                &view,
+                "cloudtrail:GetEventSelectors",
+            ));
+            None
+        }
+    };
+
+    let insight_selectors = match client
+        .get_insight_selectors()
+        .trail_name(&view.arn)
+        .send()
+        .await
+    {
+        Ok(s) => {
+            let mut types: Vec<String> = s
+                .insight_selectors()
+                .iter()
+                .filter_map(|i| i.insight_type().map(|t| t.as_str().to_owned()))
+                .collect();
+            types.sort();
+            Some(types)
+        }
+        // AWS's answer for a trail without Insights.
+        Err(e) if has_code(&e, &["InsightNotEnabledException"]) => Some(Vec::new()),
+        Err(e) => {
+            gaps.push(trail_gap(
+                &e,
+                account,
+                &view,
+                "cloudtrail:GetInsightSelectors",
+            ));
+            None
+        }
+    };
+
+    let mut tags = BTreeMap::new();
+    match client.list_tags().resource_id_list(&view.arn).send().await {
+        Ok(t) => {
+            for resource in t.resource_tag_list() {
+                for tag in resource.tags_list() {
+                    tags.insert(
+                        tag.key().to_owned(),
+                        tag.value().unwrap_or_default().to_owned(),
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            gaps.push(trail_gap(&e, account, &view, "cloudtrail:ListTags"));
+            unread.push("tags".to_owned());
+        }
+    }
+
+    let trail = TrailSnapshot {
+        name: view.name,
+        arn: view.arn,
+        home_region: view.home_region,
+        multi_region: view.is_multi_region,
+        organization: view.is_organization,
+        foreign,
+        s3_bucket: view.s3_bucket,
+        s3_key_prefix: view.s3_key_prefix.filter(|p| !p.is_empty()),
+        sns_topic_arn: view.sns_topic_arn.filter(|p| !p.is_empty()),
+        include_global_service_events: view.include_global_service_events,
+        log_file_validation: view.log_file_validation,
+        kms_key_id: view.kms_key_id.filter(|p| !p.is_empty()),
+        cloudwatch_logs_log_group_arn: view.cloudwatch_logs_log_group_arn.filter(|p| !p.is_empty()),
+        cloudwatch_logs_role_arn: view.cloudwatch_logs_role_arn.filter(|p| !p.is_empty()),
+        logging,
+        delivery,
+        event_selectors,
+        insight_selectors,
+        tags,
+        unread,
+    };
+    (trail, gaps)
+}
+
+fn trail_gap<E>(
+    err: &SdkError<E, HttpResponse>,
+    account: &Account,
+    view: &TrailView,
+    op: &str,
+) -> Gap
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut g = gap(err, account, &view.home_region, op);
+    g.message = format!("trail {}: {}", view.arn, g.message);
+    g
+}
+
+async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
+    let home = "us-east-1";
+    let located = account
+        .clients
+        .s3(home)
+        .get_bucket_location()
+        .bucket(name)
+        .send()
+        .await;
+    let region = match located {
+        Ok(l) => match l.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_owned(),
+            Some("EU") => "eu-west-1".to_owned(),
+            Some(r) => r.to_owned(),
+        },
+        Err(e) if has_code(&e, &["NoSuchBucket"]) => {
+            return Ok(BucketSnapshot {
+                name: name.to_owned(),
+                region: None,
+                exists: false,
+                policy: None,
+                lifecycle_rules: Vec::new(),
+                versioning: "Off".into(),
+                mfa_delete: None,
+                public_access_block: None,
+                notifications: Vec::new(),
+                replication_rules: Vec::new(),
+            });
+        }
+        Err(e) => return Err(bucket_gap(&e, account, home, name, "s3:GetBucketLocation")),
+    };
+    let s3 = account.clients.s3(&region);
+    let r = region.as_str();
+
+    let policy = match s3.get_bucket_policy().bucket(name).send().await {
+        Ok(p) => p.policy().map(str::to_owned),
+        Err(e) if has_code(&e, &["NoSuchBucketPolicy"]) => None,
+        Err(e) => return Err(bucket_gap(&e, account, r, name, "s3:GetBucketPolicy")),
+    };
+    let lifecycle_rules = match s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(name)
+        .send()
+        .await
+    {
+        Ok(l) => l
+            .rules()
+            .iter()
+            .map(|rule| LifecycleRule {
+                id: rule.id().map(str::to_owned),
+                status: rule.status().as_str().to_owned(),
+                #[allow(deprecated)]
+                prefix: rule
+                    .filter()
+                    .and_then(|f| f.prefix().or_else(|| f.and().and_then(|a| a.prefix())))
+                    .or(rule.prefix())
+                    .unwrap_or_default()
+                    .to_owned(),
+                expiration_days: rule.expiration().and_then(|e| e.days()),
+                expiration_date: rule
+                    .expiration()
+                    .and_then(|e| e.date())
+                    .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+                noncurrent_expiration_days: rule
+                    .noncurrent_version_expiration()
+                    .and_then(|n| n.noncurrent_days()),
+            })
+            .collect(),
+        Err(e) if has_code(&e, &["NoSuchLifecycleConfiguration"]) => Vec::new(),
+        Err(e) => {
+            return Err(bucket_gap(
+                &e,
+                account,
+                r,
+                name,
+                "s3:GetLifecycleConfiguration",
+            ));
+        }
+    };
+    let versioning = s3
+        .get_bucket_versioning()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(|e| bucket_gap(&e, account, r, name, "s3:GetBucketVersioning"))?;
+    let public_access_block = match s3.get_public_access_block().bucket(name).send().await {
+        Ok(p) => p
+            .public_access_block_configuration()
+            .map(|c| PublicAccessBlock {
+                block_public_acls: c.block_public_acls().unwrap_or(false),
+                ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
+                block_public_policy: c.block_public_policy().unwrap_or(false),
+                restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
+            }),
+        Err(e) if has_code(&e, &["NoSuchPublicAccessBlockConfiguration"]) => None,
+        Err(e) => {
+            return Err(bucket_gap(
+                &e,
+                account,
+                r,
+                name,
+                "s3:GetBucketPublicAccessBlock",
+            ));
+        }
+    };
+    let n = s3
+        .get_bucket_notification_configuration()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(|e| bucket_gap(&e, account, r, name, "s3:GetBucketNotification"))?;
+    let events = |list: &[aws_sdk_s3::types::Event]| -> Vec<String> {
+        list.iter().map(|e| e.as_str().to_owned()).collect()
+    };
+    let mut notifications: Vec<NotificationTarget> = Vec::new();
+    for c in n.lambda_function_configurations() {
+        notifications.push(NotificationTarget {
+            kind: "lambda".into(),
+            arn: c.lambda_function_arn().to_owned(),
+            events: events(c.events()),
+        });
+    }
+    for c in n.queue_configurations() {
+        notifications.push(NotificationTarget {
+            kind: "sqs".into(),
+            arn: c.queue_arn().to_owned(),
+            events: events(c.events()),
+        });
+    }
+    for c in n.topic_configurations() {
+        notifications.push(NotificationTarget {
+            kind: "sns".into(),
+            arn: c.topic_arn().to_owned(),
+            events: events(c.events()),
+        });
+    }
+    if n.event_bridge_configuration().is_some() {
+        notifications.push(NotificationTarget {
+            kind: "eventbridge".into(),
+            arn: format!("arn:aws:events:{r}:{}:event-bus/default", account.id),
+            events: Vec::new(),
+        });
+    }
+    notifications.sort();
+    let replication_rules = match s3.get_bucket_replication().bucket(name).send().await {
+        Ok(rep) => rep
+            .replication_configuration()
+            .map(|c| {
+                c.rules()
+                    .iter()
+                    .map(|rule| ReplicationRule {
+                        id: rule.id().map(str::to_owned),
+                        status: rule.status().as_str().to_owned(),
+                        destination_bucket: rule
+                            .destination()
+                            .map(|d| d.bucket().to_owned())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(e) if has_code(&e, &["ReplicationConfigurationNotFoundError"]) => Vec::new(),
+        Err(e) => {
+            return Err(bucket_gap(
+                &e,
+                account,
+                r,
+                name,
+                "s3:GetReplicationConfiguration",
+            ));
+        }
+    };
+    Ok(BucketSnapshot {
+        name: name.to_owned(),
+        region: Some(region.clone()),
+        exists: true,
+        policy,
+        lifecycle_rules,
+        versioning: versioning
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "Off".into()),
+        mfa_delete: versioning.mfa_delete().map(|m| m.as_str().to_owned()),
+        public_access_block,
+        notifications,
+        replication_rules,
+    })
+}
+
+fn bucket_gap<E>(
+    err: &SdkError<E, HttpResponse>,
+    account: &Account,
+    region: &str,
+    bucket: &str,
+    op: &str,
+) -> Gap
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut g = gap(err, account, region, op);
+    g.message = format!("bucket {bucket}: {}", g.message);
+    g
+}
+
+/// The region in an ARN, or the home region for a bare key id.
+fn arn_region<'a>(arn: &'a str, fallback: &'a str) -> &'a str {
+    arn.split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(fallback)
+}
+
+async fn read_key(account: &Account, key: &str) -> Result<KeySnapshot> {
+    let region = arn_region(key, "us-east-1").to_owned();
+    let kms = account.clients.kms(&region);
+    let key_gap = |e: &dyn std::fmt::Display, g: Gap| Gap {
+        message: format!(
+            "key {key}: {}",
+            if g.message.is_empty() {
+                e.to_string()
+            } else {
+                g.message
+            }
+        ),
+        ..g
+    };
+    let described = match kms.describe_key().key_id(key).send().await {
+        Ok(d) => d,
+        Err(e) if has_code(&e, &["NotFoundException"]) => {
+            return Ok(KeySnapshot {
+                arn: key.to_owned(),
+                region,
+                exists: false,
+                state: None,
+                deletion_date: None,
+                policy: None,
+            });
+        }
+        Err(e) => {
+            let g = gap(&e, account, &region, "kms:DescribeKey");
+            return Err(key_gap(&"", g));
+        }
+    };
+    let meta = described.key_metadata();
+    // AccessDenied on the policy of the trail's own key is itself worth a gap (catalog A6).
+    let policy = match kms
+        .get_key_policy()
+        .key_id(key)
+        .policy_name("default")
+        .send()
+        .await
+    {
+        Ok(p) => p.policy().map(str::to_owned),
+        Err(e) => {
+            let g = gap(&e, account, &region, "kms:GetKeyPolicy");
+            return Err(key_gap(&"", g));
+        }
+    };
+    Ok(KeySnapshot {
+        arn: key.to_owned(),
+        region,
+        exists: true,
+        state: meta
+            .and_then(|m| m.key_state())
+            .map(|s| s.as_str().to_owned()),
+        deletion_date: meta
+            .and_then(|m| m.deletion_date())
+            .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+        policy,
+    })
+}
+
+/// `arn:aws:logs:REGION:ACCOUNT:log-group:NAME[:*]` → (region, name).
+fn log_group_name(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.split_once(":log-group:")?.1;
+    let name = rest.strip_suffix(":*").unwrap_or(rest);
+    Some((arn.split(':').nth(3)?, name))
+}
+
+async fn read_log_group(account: &Account, arn: &str) -> Result<LogGroupSnapshot> {
+    let Some((region, name)) = log_group_name(arn) else {
+        return Err(Gap {
+            account: account.id.clone(),
+            region: None,
+            operation: "logs:DescribeLogGroups".into(),
+            kind: trailwarden_model::target::GapKind::ServiceError,
+            code: None,
+            message: format!("'{arn}' is not a log group ARN"),
+        });
+    };
+    let logs = account.clients.logs(region);
+    let group_gap = |g: Gap| Gap {
+        message: format!("log group {name}: {}", g.message),
+        ..g
+    };
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| group_gap(gap(&e, account, region, "logs:DescribeLogGroups")))?;
+    let Some(group) = groups
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+    else {
+        return Ok(LogGroupSnapshot {
+            arn: arn.to_owned(),
+            name: name.to_owned(),
+            region: region.to_owned(),
+            exists: false,
+            retention_days: None,
+            subscription_filters: Vec::new(),
+            metric_filters: Vec::new(),
+        });
+    };
+    let subs = logs
+        .describe_subscription_filters()
+        .log_group_name(name)
+        .send()
+        .await
+        .map_err(|e| group_gap(gap(&e, account, region, "logs:DescribeSubscriptionFilters")))?;
+    let metrics = logs
+        .describe_metric_filters()
+        .log_group_name(name)
+        .send()
+        .await
+        .map_err(|e| group_gap(gap(&e, account, region, "logs:DescribeMetricFilters")))?;
+    let mut subscription_filters: Vec<LogFilter> = subs
+        .subscription_filters()
+        .iter()
+        .map(|f| LogFilter {
+            name: f.filter_name().unwrap_or_default().to_owned(),
+            pattern: f.filter_pattern().unwrap_or_default().to_owned(),
+            target: f.destination_arn().map(str::to_owned),
+        })
+        .collect();
+    subscription_filters.sort();
+    let mut metric_filters: Vec<LogFilter> = metrics
+        .metric_filters()
+        .iter()
+        .map(|f| LogFilter {
+            name: f.filter_name().unwrap_or_default().to_owned(),
+            pattern: f.filter_pattern().unwrap_or_default().to_owned(),
+            target: f
+                .metric_transformations()
+                .first()
+                .map(|m| format!("{}/{}", m.metric_namespace(), m.metric_name())),
+        })
+        .collect();
+    metric_filters.sort();
+    Ok(LogGroupSnapshot {
+        arn: arn.to_owned(),
+        name: name.to_owned(),
+        region: region.to_owned(),
+        exists: true,
+        retention_days: group.retention_in_days(),
+        subscription_filters,
+        metric_filters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_group_arns() {
+        assert_eq!(
+            log_group_name("arn:aws:logs:eu-west-1:111111111111:log-group:/aws/ct:*"),
+            Some(("eu-west-1", "/aws/ct"))
+        );
+        assert_eq!(
+            log_group_name("arn:aws:logs:us-east-1:111111111111:log-group:ct"),
+            Some(("us-east-1", "ct"))
+        );
+        assert_eq!(log_group_name("nope"), None);
+    }
+}

@@ -1,0 +1,97 @@
+//! The baseline file: the declared known-good state, kept in version control and changed only
+//! by an explicit `baseline capture`.
+
+use crate::snapshot::AccountSnapshot;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use trailwarden_model::target::AccountId;
+
+/// The file format this build reads and writes.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub format: u32,
+    /// RFC 3339.
+    pub captured_at: String,
+    /// Tool and version that wrote the file.
+    pub captured_by: String,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(rename = "account", default)]
+    pub accounts: Vec<AccountSnapshot>,
+}
+
+/// Thresholds the audit applies; kept in the file so a team reviews them with the state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// A logging trail whose last delivery is older than this is reported (catalog B1-B4, C1:
+    /// `IsLogging` stays true while delivery fails).
+    pub max_delivery_age_minutes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_delivery_age_minutes: 120,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("{path}: cannot read the baseline: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid baseline: {message}")]
+    Parse { path: String, message: String },
+    #[error(
+        "{path}: baseline format {found} is not supported (this trailwarden reads format {FORMAT})"
+    )]
+    Format { path: String, found: u32 },
+    #[error("cannot write the baseline: {0}")]
+    Write(String),
+}
+
+const HEADER: &str = "\
+# trailwarden baseline: the known-good state of the accounts below.
+# Written by `trailwarden baseline capture`; `trailwarden audit` compares the real state with it
+# and `trailwarden remediate` restores it. Keep it in version control and review every change:
+# nothing in trailwarden ever rewrites it on its own.
+";
+
+impl Baseline {
+    pub fn account(&self, id: &AccountId) -> Option<&AccountSnapshot> {
+        self.accounts.iter().find(|a| &a.account == id)
+    }
+
+    pub fn to_toml(&self) -> Result<String, BaselineError> {
+        let body = toml::to_string_pretty(self).map_err(|e| BaselineError::Write(e.to_string()))?;
+        Ok(format!("{HEADER}\n{body}"))
+    }
+
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, BaselineError> {
+        let baseline: Baseline = toml::from_str(text).map_err(|e| BaselineError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        if baseline.format != FORMAT {
+            return Err(BaselineError::Format {
+                path: path.to_owned(),
+                found: baseline.format,
+            });
+        }
+        Ok(baseline)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, BaselineError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &shown)
+    }
+}

@@ -1,0 +1,863 @@
+//! The audit: compare an account's observed state with its baseline, and apply the checks that
+//! hold whatever the baseline says (coverage, delivery, CloudTrail's access to its bucket).
+
+use crate::baseline::Settings;
+use crate::bucket_policy::cloudtrail_delivery_problem;
+use crate::selectors::management_events_gap;
+use crate::snapshot::{AccountSnapshot, BucketSnapshot, LifecycleRule, TrailSnapshot};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use trailwarden_model::finding::{Finding, Severity};
+
+/// A check's identity: what the finding says whatever the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check {
+    pub id: &'static str,
+    pub severity: Severity,
+    /// Tamper-catalog reference.
+    pub technique: &'static str,
+    pub title: &'static str,
+}
+
+const LOGS: &str = "T1562.008";
+const TOOLS: &str = "T1562.001";
+
+macro_rules! checks {
+    ($($name:ident = $id:literal, $sev:ident, $tech:literal, $title:literal;)*) => {
+        $(pub const $name: Check = Check { id: $id, severity: Severity::$sev, technique: $tech, title: $title };)*
+        /// Every check the audit can report.
+        pub const ALL: &[Check] = &[$($name),*];
+    };
+}
+
+checks! {
+    TRAIL_DELETED = "trail.deleted", Critical, "A2", "Trail deleted";
+    TRAIL_LOGGING_STOPPED = "trail.logging-stopped", Critical, "A1", "Trail stopped logging";
+    TRAIL_SINGLE_REGION = "trail.single-region", High, "A3", "Trail narrowed to a single region";
+    TRAIL_GLOBAL_EVENTS_OFF = "trail.global-events-off", High, "A4", "Trail no longer records global service events";
+    TRAIL_VALIDATION_OFF = "trail.validation-off", Medium, "A7", "Log file integrity validation turned off";
+    TRAIL_REDIRECTED = "trail.redirected", Critical, "A5", "Trail delivers to another bucket or prefix";
+    TRAIL_KMS_CHANGED = "trail.kms-key-changed", High, "A6", "Trail encrypts with another KMS key";
+    TRAIL_CLOUDWATCH_CHANGED = "trail.cloudwatch-logs-changed", Medium, "A8", "Trail's CloudWatch Logs delivery changed";
+    TRAIL_SNS_CHANGED = "trail.sns-changed", Low, "A9", "Trail's SNS notifications changed";
+    TRAIL_MANAGEMENT_EVENTS_EXCLUDED = "trail.management-events-excluded", High, "A11", "Trail no longer records every management event";
+    TRAIL_SELECTORS_CHANGED = "trail.event-selectors-changed", Medium, "A11", "Trail's event selectors changed";
+    TRAIL_INSIGHTS_CHANGED = "trail.insights-changed", Low, "A13", "Trail's Insights selectors changed";
+    TRAIL_TAGS_CHANGED = "trail.tags-changed", Info, "A2", "Trail's tags changed";
+    TRAIL_DELIVERY_FAILING = "trail.delivery-failing", High, "B2", "Trail cannot deliver its log files";
+    TRAIL_DELIVERY_STALE = "trail.delivery-stale", Medium, "B1", "Trail has not delivered log files recently";
+    TRAIL_UNEXPECTED = "trail.unexpected", Medium, "A15", "Trail not in the baseline";
+    REGION_NOT_LOGGED = "region.not-logged", High, "A3", "Region not covered by any logging trail that records management events";
+    BUCKET_DELETED = "bucket.deleted", Critical, "B1", "Log bucket deleted";
+    BUCKET_POLICY_BLOCKS = "bucket.policy-blocks-cloudtrail", Critical, "B2", "Log bucket policy no longer lets CloudTrail deliver";
+    BUCKET_POLICY_CHANGED = "bucket.policy-changed", High, "B2", "Log bucket policy changed";
+    BUCKET_LIFECYCLE_EXPIRES = "bucket.lifecycle-expires-logs", High, "B3", "Lifecycle rule expires log files";
+    BUCKET_VERSIONING_SUSPENDED = "bucket.versioning-suspended", Medium, "B6", "Log bucket versioning suspended";
+    BUCKET_MFA_DELETE_OFF = "bucket.mfa-delete-off", Medium, "B6", "Log bucket MFA delete turned off";
+    BUCKET_PUBLIC_ACCESS_WEAKENED = "bucket.public-access-block-weakened", High, "B6", "Log bucket public access block weakened";
+    BUCKET_NOTIFICATION_ADDED = "bucket.notification-added", High, "B4", "Log bucket sends object events to a target not in the baseline";
+    BUCKET_REPLICATION_CHANGED = "bucket.replication-changed", Medium, "B6", "Log bucket replication changed";
+    KEY_DELETED = "key.deleted", Critical, "C1", "Trail KMS key deleted";
+    KEY_DISABLED = "key.disabled", Critical, "C1", "Trail KMS key disabled";
+    KEY_PENDING_DELETION = "key.pending-deletion", Critical, "C1", "Trail KMS key scheduled for deletion";
+    KEY_POLICY_CHANGED = "key.policy-changed", High, "C2", "Trail KMS key policy changed";
+    LOG_GROUP_DELETED = "log-group.deleted", High, "D1", "Trail's CloudWatch Logs group deleted";
+    LOG_GROUP_RETENTION_SHORTENED = "log-group.retention-shortened", Medium, "D2", "Log group retention shortened";
+    LOG_GROUP_FILTERS_CHANGED = "log-group.filters-changed", Medium, "D3", "Log group metric or subscription filters removed or changed";
+    GUARDDUTY_DELETED = "guardduty.detector-deleted", High, "E1", "GuardDuty detector deleted";
+    GUARDDUTY_DISABLED = "guardduty.detector-disabled", High, "E1", "GuardDuty detector disabled";
+    CONFIG_RECORDER_DELETED = "config.recorder-deleted", High, "E5", "AWS Config recorder deleted";
+    CONFIG_RECORDER_STOPPED = "config.recorder-stopped", High, "E5", "AWS Config recorder stopped";
+    CONFIG_CHANNEL_DELETED = "config.delivery-channel-deleted", High, "E5", "AWS Config delivery channel deleted";
+    FLOW_LOGS_DELETED = "flow-logs.deleted", Medium, "F1", "VPC flow logs deleted";
+}
+
+struct Report<'a> {
+    account: &'a AccountSnapshot,
+    findings: Vec<Finding>,
+}
+
+impl Report<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        check: Check,
+        region: &str,
+        resource: &str,
+        detail: Option<String>,
+        expected: Option<Value>,
+        actual: Option<Value>,
+        remediable: bool,
+    ) {
+        let attack = if check.technique.starts_with('E') {
+            TOOLS
+        } else {
+            LOGS
+        };
+        let title = match detail {
+            Some(d) => format!("{}: {d}", check.title),
+            None => check.title.to_owned(),
+        };
+        self.findings.push(Finding {
+            rule_id: check.id.to_owned(),
+            severity: check.severity,
+            title,
+            account: self.account.account.clone(),
+            region: region.to_owned(),
+            technique: Some(check.technique.to_owned()),
+            attack: Some(attack.to_owned()),
+            resource: Some(resource.to_owned()),
+            expected,
+            actual,
+            remediable,
+        });
+    }
+}
+
+/// Every finding for one account: differences from its baseline and posture problems.
+pub fn audit_account(
+    baseline: &AccountSnapshot,
+    observed: &AccountSnapshot,
+    settings: &Settings,
+) -> Vec<Finding> {
+    let mut report = Report {
+        account: observed,
+        findings: Vec::new(),
+    };
+    let read: BTreeSet<&str> = observed.regions.iter().map(String::as_str).collect();
+
+    for want in &baseline.trails {
+        // A trail's home region that could not be read is a gap, not a deletion.
+        if !read.contains(want.home_region.as_str()) {
+            continue;
+        }
+        match observed.trails.iter().find(|t| t.arn == want.arn) {
+            None => report.add(
+                TRAIL_DELETED,
+                &want.home_region,
+                &want.arn,
+                Some(format!("{} no longer exists", want.name)),
+                Some(json!("exists")),
+                Some(json!("missing")),
+                !want.foreign,
+            ),
+            Some(have) => compare_trail(&mut report, want, have),
+        }
+    }
+    for have in &observed.trails {
+        if !baseline.trails.iter().any(|t| t.arn == have.arn) {
+            report.add(
+                TRAIL_UNEXPECTED,
+                &have.home_region,
+                &have.arn,
+                Some(format!(
+                    "{} delivers to {}",
+                    have.name,
+                    have.s3_bucket.as_deref().unwrap_or("(no bucket)")
+                )),
+                None,
+                Some(json!({"bucket": have.s3_bucket, "logging": have.logging})),
+                false,
+            );
+        }
+        delivery_checks(&mut report, have, settings);
+    }
+    coverage_checks(&mut report, baseline);
+    bucket_checks(&mut report, baseline);
+    key_checks(&mut report, baseline);
+    log_group_checks(&mut report, baseline);
+    service_checks(&mut report, baseline, &read);
+    report.findings
+}
+
+fn owner_note(t: &TrailSnapshot) -> String {
+    if t.foreign {
+        let owner = t.arn.split(':').nth(4).unwrap_or("?");
+        format!(" (organization trail owned by account {owner}: only that account can restore it)")
+    } else {
+        String::new()
+    }
+}
+
+fn compare_trail(r: &mut Report, want: &TrailSnapshot, have: &TrailSnapshot) {
+    let region = want.home_region.as_str();
+    let arn = want.arn.as_str();
+    let fixable = !have.foreign;
+    let note = owner_note(have);
+    let name = &want.name;
+    let unread = |part: &str| have.unread.iter().any(|u| u == part);
+    if want.logging && !have.logging && !unread("status") {
+        r.add(
+            TRAIL_LOGGING_STOPPED,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(true)),
+            Some(json!(false)),
+            fixable,
+        );
+    }
+    if want.multi_region && !have.multi_region {
+        r.add(
+            TRAIL_SINGLE_REGION,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(true)),
+            Some(json!(false)),
+            fixable,
+        );
+    }
+    if want.include_global_service_events && !have.include_global_service_events {
+        r.add(
+            TRAIL_GLOBAL_EVENTS_OFF,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(true)),
+            Some(json!(false)),
+            fixable,
+        );
+    }
+    if want.log_file_validation && !have.log_file_validation {
+        r.add(
+            TRAIL_VALIDATION_OFF,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(true)),
+            Some(json!(false)),
+            fixable,
+        );
+    }
+    if want.s3_bucket != have.s3_bucket
+        || norm_prefix(&want.s3_key_prefix) != norm_prefix(&have.s3_key_prefix)
+    {
+        r.add(
+            TRAIL_REDIRECTED,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!({"bucket": want.s3_bucket, "prefix": want.s3_key_prefix})),
+            Some(json!({"bucket": have.s3_bucket, "prefix": have.s3_key_prefix})),
+            fixable,
+        );
+    }
+    if want.kms_key_id != have.kms_key_id {
+        r.add(
+            TRAIL_KMS_CHANGED,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(want.kms_key_id)),
+            Some(json!(have.kms_key_id)),
+            fixable,
+        );
+    }
+    if want.cloudwatch_logs_log_group_arn != have.cloudwatch_logs_log_group_arn
+        || want.cloudwatch_logs_role_arn != have.cloudwatch_logs_role_arn
+    {
+        r.add(TRAIL_CLOUDWATCH_CHANGED, region, arn, Some(format!("{name}{note}")),
+              Some(json!({"log_group": want.cloudwatch_logs_log_group_arn, "role": want.cloudwatch_logs_role_arn})),
+              Some(json!({"log_group": have.cloudwatch_logs_log_group_arn, "role": have.cloudwatch_logs_role_arn})),
+              fixable);
+    }
+    if want.sns_topic_arn != have.sns_topic_arn {
+        r.add(
+            TRAIL_SNS_CHANGED,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(want.sns_topic_arn)),
+            Some(json!(have.sns_topic_arn)),
+            fixable,
+        );
+    }
+    if let (Some(ws), Some(hs)) = (&want.event_selectors, &have.event_selectors)
+        && ws != hs
+    {
+        let want_gap = management_events_gap(ws);
+        let have_gap = management_events_gap(hs);
+        let check = if want_gap.is_none() && have_gap.is_some() {
+            TRAIL_MANAGEMENT_EVENTS_EXCLUDED
+        } else {
+            TRAIL_SELECTORS_CHANGED
+        };
+        let detail = match &have_gap {
+            Some(gap) => format!("{name}: {gap}{note}"),
+            None => format!("{name}{note}"),
+        };
+        r.add(
+            check,
+            region,
+            arn,
+            Some(detail),
+            serde_json::to_value(ws).ok(),
+            serde_json::to_value(hs).ok(),
+            fixable,
+        );
+    }
+    if let (Some(wi), Some(hi)) = (&want.insight_selectors, &have.insight_selectors)
+        && sorted(wi) != sorted(hi)
+    {
+        r.add(
+            TRAIL_INSIGHTS_CHANGED,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(wi)),
+            Some(json!(hi)),
+            fixable,
+        );
+    }
+    if want.tags != have.tags && !unread("tags") {
+        r.add(
+            TRAIL_TAGS_CHANGED,
+            region,
+            arn,
+            Some(format!("{name}{note}")),
+            Some(json!(want.tags)),
+            Some(json!(have.tags)),
+            fixable,
+        );
+    }
+}
+
+fn delivery_checks(r: &mut Report, have: &TrailSnapshot, settings: &Settings) {
+    let Some(delivery) = &have.delivery else {
+        return;
+    };
+    if !have.logging {
+        return;
+    }
+    let note = owner_note(have);
+    if let Some(err) = &delivery.latest_delivery_error {
+        r.add(
+            TRAIL_DELIVERY_FAILING,
+            &have.home_region,
+            &have.arn,
+            Some(format!("{}: {err}{note}", have.name)),
+            None,
+            Some(json!(err)),
+            !have.foreign,
+        );
+    } else if let Some(age) = delivery.latest_delivery_age_seconds
+        && age > settings.max_delivery_age_minutes * 60
+    {
+        r.add(
+            TRAIL_DELIVERY_STALE,
+            &have.home_region,
+            &have.arn,
+            Some(format!(
+                "{}: last delivery {} minutes ago{note}",
+                have.name,
+                age / 60
+            )),
+            Some(json!(format!(
+                "within {} minutes",
+                settings.max_delivery_age_minutes
+            ))),
+            Some(json!(delivery.latest_delivery_time)),
+            false,
+        );
+    }
+}
+
+/// Regions read where no logging trail records every management event.
+pub fn uncovered_regions(observed: &AccountSnapshot) -> Vec<String> {
+    observed
+        .regions
+        .iter()
+        .filter(|region| {
+            !observed.trails.iter().any(|t| {
+                // A trail whose status is unknown is not held against coverage.
+                (t.logging || t.unread.iter().any(|u| u == "status"))
+                    && (t.multi_region || &t.home_region == *region)
+                    && t.event_selectors
+                        .as_ref()
+                        .is_none_or(|s| management_events_gap(s).is_none())
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+fn coverage_checks(r: &mut Report, baseline: &AccountSnapshot) {
+    // Only regions the baseline had covered: a region never logged is the team's decision,
+    // already visible at capture time.
+    let was_covered: BTreeSet<String> = {
+        let uncovered: BTreeSet<String> = uncovered_regions(baseline).into_iter().collect();
+        baseline
+            .regions
+            .iter()
+            .filter(|r| !uncovered.contains(*r))
+            .cloned()
+            .collect()
+    };
+    for region in uncovered_regions(r.account) {
+        if was_covered.contains(&region) {
+            let resource = format!("arn:aws:cloudtrail:{region}:{}:trail/*", r.account.account);
+            r.add(
+                REGION_NOT_LOGGED,
+                &region,
+                &resource,
+                None,
+                Some(json!("a logging trail")),
+                Some(json!("none")),
+                true,
+            );
+        }
+    }
+}
+
+fn bucket_checks(r: &mut Report, baseline: &AccountSnapshot) {
+    for want in &baseline.buckets {
+        let Some(have) = r.account.buckets.iter().find(|b| b.name == want.name) else {
+            continue; // not read: reported as a gap
+        };
+        let arn = format!("arn:aws:s3:::{}", want.name);
+        let region = want.region.clone().unwrap_or_else(|| "us-east-1".into());
+        if want.exists && !have.exists {
+            r.add(
+                BUCKET_DELETED,
+                &region,
+                &arn,
+                Some(want.name.clone()),
+                Some(json!("exists")),
+                Some(json!("missing")),
+                true,
+            );
+            continue;
+        }
+        if !have.exists {
+            continue;
+        }
+        for trail in baseline
+            .trails
+            .iter()
+            .filter(|t| t.s3_bucket.as_deref() == Some(&want.name) && !t.foreign)
+        {
+            let was = cloudtrail_delivery_problem(
+                want.policy.as_deref(),
+                &want.name,
+                trail.s3_key_prefix.as_deref(),
+                r.account.account.as_str(),
+            );
+            let now = cloudtrail_delivery_problem(
+                have.policy.as_deref(),
+                &want.name,
+                trail.s3_key_prefix.as_deref(),
+                r.account.account.as_str(),
+            );
+            if was.is_none()
+                && let Some(problem) = now
+            {
+                r.add(
+                    BUCKET_POLICY_BLOCKS,
+                    &region,
+                    &arn,
+                    Some(format!("{} for trail {}: {problem}", want.name, trail.name)),
+                    None,
+                    None,
+                    true,
+                );
+                break;
+            }
+        }
+        if !same_json(&want.policy, &have.policy) {
+            r.add(
+                BUCKET_POLICY_CHANGED,
+                &region,
+                &arn,
+                Some(want.name.clone()),
+                want.policy.as_deref().map(parse_or_text),
+                have.policy.as_deref().map(parse_or_text),
+                true,
+            );
+        }
+        lifecycle_checks(r, baseline, want, have, &region, &arn);
+        if want.versioning == "Enabled" && have.versioning != "Enabled" {
+            r.add(
+                BUCKET_VERSIONING_SUSPENDED,
+                &region,
+                &arn,
+                Some(want.name.clone()),
+                Some(json!(want.versioning)),
+                Some(json!(have.versioning)),
+                true,
+            );
+        }
+        if want.mfa_delete.as_deref() == Some("Enabled")
+            && have.mfa_delete.as_deref() != Some("Enabled")
+        {
+            r.add(
+                BUCKET_MFA_DELETE_OFF,
+                &region,
+                &arn,
+                Some(want.name.clone()),
+                Some(json!("Enabled")),
+                Some(json!(have.mfa_delete)),
+                false,
+            );
+        }
+        if let Some(w) = want.public_access_block {
+            let h = have.public_access_block;
+            let weaker = match h {
+                None => true,
+                Some(h) => {
+                    (w.block_public_acls && !h.block_public_acls)
+                        || (w.ignore_public_acls && !h.ignore_public_acls)
+                        || (w.block_public_policy && !h.block_public_policy)
+                        || (w.restrict_public_buckets && !h.restrict_public_buckets)
+                }
+            };
+            if weaker {
+                r.add(
+                    BUCKET_PUBLIC_ACCESS_WEAKENED,
+                    &region,
+                    &arn,
+                    Some(want.name.clone()),
+                    serde_json::to_value(w).ok(),
+                    serde_json::to_value(h).ok(),
+                    true,
+                );
+            }
+        }
+        let added: Vec<_> = have
+            .notifications
+            .iter()
+            .filter(|n| {
+                !want
+                    .notifications
+                    .iter()
+                    .any(|w| w.kind == n.kind && w.arn == n.arn)
+            })
+            .collect();
+        if !added.is_empty() {
+            let targets: Vec<String> = added
+                .iter()
+                .map(|n| format!("{} {}", n.kind, n.arn))
+                .collect();
+            r.add(
+                BUCKET_NOTIFICATION_ADDED,
+                &region,
+                &arn,
+                Some(format!("{} -> {}", want.name, targets.join(", "))),
+                serde_json::to_value(&want.notifications).ok(),
+                serde_json::to_value(&have.notifications).ok(),
+                true,
+            );
+        }
+        if want.replication_rules != have.replication_rules {
+            r.add(
+                BUCKET_REPLICATION_CHANGED,
+                &region,
+                &arn,
+                Some(want.name.clone()),
+                serde_json::to_value(&want.replication_rules).ok(),
+                serde_json::to_value(&have.replication_rules).ok(),
+                true,
+            );
+        }
+    }
+}
+
+/// A rule that expires objects under the trail's log path, enabled, and not in the baseline as is.
+fn lifecycle_checks(
+    r: &mut Report,
+    baseline: &AccountSnapshot,
+    want: &BucketSnapshot,
+    have: &BucketSnapshot,
+    region: &str,
+    arn: &str,
+) {
+    let log_paths: Vec<String> = baseline
+        .trails
+        .iter()
+        .filter(|t| t.s3_bucket.as_deref() == Some(&want.name))
+        .map(
+            |t| match t.s3_key_prefix.as_deref().filter(|p| !p.is_empty()) {
+                Some(p) => format!("{}/AWSLogs/", p.trim_matches('/')),
+                None => "AWSLogs/".to_owned(),
+            },
+        )
+        .collect();
+    for rule in &have.lifecycle_rules {
+        if want.lifecycle_rules.contains(rule) || !expires(rule) {
+            continue;
+        }
+        let hits_logs = log_paths
+            .iter()
+            .any(|path| path.starts_with(&rule.prefix) || rule.prefix.starts_with(path.as_str()));
+        if hits_logs || log_paths.is_empty() {
+            r.add(
+                BUCKET_LIFECYCLE_EXPIRES,
+                region,
+                arn,
+                Some(format!(
+                    "{}: rule {} expires objects under '{}'{}",
+                    want.name,
+                    rule.id.as_deref().unwrap_or("(no id)"),
+                    rule.prefix,
+                    rule.expiration_days
+                        .map(|d| format!(" after {d} day(s)"))
+                        .unwrap_or_default()
+                )),
+                None,
+                serde_json::to_value(rule).ok(),
+                true,
+            );
+        }
+    }
+}
+
+fn expires(rule: &LifecycleRule) -> bool {
+    rule.status == "Enabled"
+        && (rule.expiration_days.is_some()
+            || rule.expiration_date.is_some()
+            || rule.noncurrent_expiration_days.is_some())
+}
+
+fn key_checks(r: &mut Report, baseline: &AccountSnapshot) {
+    for want in &baseline.keys {
+        let Some(have) = r.account.keys.iter().find(|k| k.arn == want.arn) else {
+            continue;
+        };
+        let state = have.state.as_deref().unwrap_or("unknown");
+        if !have.exists {
+            r.add(
+                KEY_DELETED,
+                &want.region,
+                &want.arn,
+                None,
+                Some(json!("Enabled")),
+                Some(json!("missing")),
+                false,
+            );
+            continue;
+        }
+        match state {
+            "Disabled" if want.state.as_deref() == Some("Enabled") => r.add(
+                KEY_DISABLED,
+                &want.region,
+                &want.arn,
+                None,
+                Some(json!("Enabled")),
+                Some(json!(state)),
+                true,
+            ),
+            "PendingDeletion" => r.add(
+                KEY_PENDING_DELETION,
+                &want.region,
+                &want.arn,
+                have.deletion_date
+                    .as_ref()
+                    .map(|d| format!("deletion on {d}")),
+                Some(json!(want.state)),
+                Some(json!(state)),
+                true,
+            ),
+            _ => {}
+        }
+        if have.policy.is_some() && !same_json(&want.policy, &have.policy) {
+            r.add(
+                KEY_POLICY_CHANGED,
+                &want.region,
+                &want.arn,
+                None,
+                want.policy.as_deref().map(parse_or_text),
+                have.policy.as_deref().map(parse_or_text),
+                true,
+            );
+        }
+    }
+}
+
+fn log_group_checks(r: &mut Report, baseline: &AccountSnapshot) {
+    for want in &baseline.log_groups {
+        let Some(have) = r.account.log_groups.iter().find(|g| g.arn == want.arn) else {
+            continue;
+        };
+        if want.exists && !have.exists {
+            r.add(
+                LOG_GROUP_DELETED,
+                &want.region,
+                &want.arn,
+                Some(want.name.clone()),
+                Some(json!("exists")),
+                Some(json!("missing")),
+                true,
+            );
+            continue;
+        }
+        let shorter = match (want.retention_days, have.retention_days) {
+            (None, Some(_)) => true,
+            (Some(w), Some(h)) => h < w,
+            _ => false,
+        };
+        if shorter {
+            r.add(
+                LOG_GROUP_RETENTION_SHORTENED,
+                &want.region,
+                &want.arn,
+                Some(want.name.clone()),
+                Some(json!(want.retention_days)),
+                Some(json!(have.retention_days)),
+                true,
+            );
+        }
+        let missing: Vec<&str> = want
+            .subscription_filters
+            .iter()
+            .chain(&want.metric_filters)
+            .filter(|f| !have.subscription_filters.contains(f) && !have.metric_filters.contains(f))
+            .map(|f| f.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            r.add(
+                LOG_GROUP_FILTERS_CHANGED,
+                &want.region,
+                &want.arn,
+                Some(format!("{}: {}", want.name, missing.join(", "))),
+                Some(json!(missing)),
+                None,
+                true,
+            );
+        }
+    }
+}
+
+fn service_checks(r: &mut Report, baseline: &AccountSnapshot, read: &BTreeSet<&str>) {
+    let empty = Default::default();
+    let account = r.account.account.clone();
+    for (region, want) in &baseline.services {
+        if !read.contains(region.as_str()) {
+            continue;
+        }
+        let have = r.account.services.get(region).unwrap_or(&empty);
+        let unread = |service: &str| have.unread.iter().any(|u| u == service);
+        if let Some(w) = want.guardduty.as_ref().filter(|_| !unread("guardduty")) {
+            let arn = format!("arn:aws:guardduty:{region}:{account}:detector/{}", w.id);
+            match &have.guardduty {
+                None => r.add(
+                    GUARDDUTY_DELETED,
+                    region,
+                    &arn,
+                    None,
+                    Some(json!(w.status)),
+                    Some(json!("missing")),
+                    true,
+                ),
+                Some(h) => {
+                    if w.status == "ENABLED" && h.status != "ENABLED" {
+                        r.add(
+                            GUARDDUTY_DISABLED,
+                            region,
+                            &arn,
+                            None,
+                            Some(json!(w.status)),
+                            Some(json!(h.status)),
+                            true,
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(w) = want.config_recorder.as_ref().filter(|_| !unread("config")) {
+            let arn = format!(
+                "arn:aws:config:{region}:{account}:configuration-recorder/{}",
+                w.name
+            );
+            match &have.config_recorder {
+                None => r.add(
+                    CONFIG_RECORDER_DELETED,
+                    region,
+                    &arn,
+                    Some(w.name.clone()),
+                    Some(json!("exists")),
+                    Some(json!("missing")),
+                    true,
+                ),
+                Some(h) => {
+                    if w.recording && !h.recording {
+                        r.add(
+                            CONFIG_RECORDER_STOPPED,
+                            region,
+                            &arn,
+                            Some(w.name.clone()),
+                            Some(json!(true)),
+                            Some(json!(false)),
+                            true,
+                        );
+                    }
+                    if w.delivery_channel.is_some() && h.delivery_channel.is_none() {
+                        r.add(
+                            CONFIG_CHANNEL_DELETED,
+                            region,
+                            &arn,
+                            w.delivery_channel.clone(),
+                            Some(json!(w.delivery_channel)),
+                            None,
+                            true,
+                        );
+                    }
+                }
+            }
+        }
+        for flow in want.flow_logs.iter().filter(|_| !unread("flow-logs")) {
+            if !have
+                .flow_logs
+                .iter()
+                .any(|f| f.resource_id == flow.resource_id && f.destination == flow.destination)
+            {
+                let arn = format!("arn:aws:ec2:{region}:{account}:vpc-flow-log/{}", flow.id);
+                r.add(
+                    FLOW_LOGS_DELETED,
+                    region,
+                    &arn,
+                    Some(format!(
+                        "{} ({})",
+                        flow.resource_id,
+                        flow.destination.as_deref().unwrap_or("?")
+                    )),
+                    serde_json::to_value(flow).ok(),
+                    None,
+                    true,
+                );
+            }
+        }
+    }
+}
+
+fn norm_prefix(p: &Option<String>) -> &str {
+    p.as_deref().unwrap_or("").trim_matches('/')
+}
+
+fn sorted(v: &[String]) -> Vec<&String> {
+    let mut s: Vec<&String> = v.iter().collect();
+    s.sort();
+    s
+}
+
+fn parse_or_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// JSON documents compare by content (key order and white space do not matter).
+fn same_json(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => parse_or_text(a) == parse_or_text(b),
+        _ => false,
+    }
+}
+
+/// Per-region coverage for the matrix: which logging trails record the region.
+pub fn coverage_matrix(observed: &AccountSnapshot) -> BTreeMap<String, bool> {
+    let uncovered: BTreeSet<String> = uncovered_regions(observed).into_iter().collect();
+    observed
+        .regions
+        .iter()
+        .map(|r| (r.clone(), !uncovered.contains(r)))
+        .collect()
+}

@@ -1,0 +1,274 @@
+//! The state snapshot of an account: everything an audit compares and a restore rebuilds from.
+//! A baseline file is a set of snapshots taken from a healthy estate.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use trailwarden_model::target::AccountId;
+
+/// One account as read from AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSnapshot {
+    pub account: AccountId,
+    /// Regions read completely (a region with a gap is not listed).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub trails: Vec<TrailSnapshot>,
+    #[serde(default)]
+    pub buckets: Vec<BucketSnapshot>,
+    #[serde(default)]
+    pub keys: Vec<KeySnapshot>,
+    #[serde(default)]
+    pub log_groups: Vec<LogGroupSnapshot>,
+    /// Detection services, per region.
+    #[serde(default)]
+    pub services: BTreeMap<String, RegionServices>,
+}
+
+impl AccountSnapshot {
+    pub fn new(account: AccountId) -> Self {
+        Self {
+            account,
+            regions: Vec::new(),
+            trails: Vec::new(),
+            buckets: Vec::new(),
+            keys: Vec::new(),
+            log_groups: Vec::new(),
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+/// A trail, read in its home region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailSnapshot {
+    pub name: String,
+    pub arn: String,
+    pub home_region: String,
+    pub multi_region: bool,
+    pub organization: bool,
+    /// Owned by another account (an organization trail seen from a member): read-only here.
+    #[serde(default)]
+    pub foreign: bool,
+    pub s3_bucket: Option<String>,
+    pub s3_key_prefix: Option<String>,
+    pub sns_topic_arn: Option<String>,
+    pub include_global_service_events: bool,
+    pub log_file_validation: bool,
+    pub kms_key_id: Option<String>,
+    pub cloudwatch_logs_log_group_arn: Option<String>,
+    pub cloudwatch_logs_role_arn: Option<String>,
+    /// In a baseline: the trail must be logging. In an observation: it is.
+    pub logging: bool,
+    /// Only in observations: what `GetTrailStatus` says about delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    /// `None` when the selectors could not be read.
+    pub event_selectors: Option<EventSelectors>,
+    /// Insight types (`ApiCallRateInsight`, `ApiErrorRateInsight`); `None` when not readable.
+    pub insight_selectors: Option<Vec<String>>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Parts that could not be read (`status`, `tags`): their checks are skipped and the gap
+    /// is reported instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
+}
+
+/// Delivery health from `GetTrailStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Delivery {
+    pub latest_delivery_error: Option<String>,
+    /// RFC 3339.
+    pub latest_delivery_time: Option<String>,
+    pub latest_cloudwatch_logs_delivery_error: Option<String>,
+    pub latest_notification_error: Option<String>,
+    /// Seconds between the last delivery and the read (computed where the clock is read).
+    pub latest_delivery_age_seconds: Option<u64>,
+}
+
+/// A trail's event selectors: basic or advanced (AWS allows one kind per trail).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventSelectors {
+    #[serde(default)]
+    pub basic: Vec<BasicSelector>,
+    #[serde(default)]
+    pub advanced: Vec<AdvancedSelector>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasicSelector {
+    /// `All`, `ReadOnly` or `WriteOnly`.
+    pub read_write_type: String,
+    pub include_management_events: bool,
+    #[serde(default)]
+    pub exclude_management_event_sources: Vec<String>,
+    #[serde(default)]
+    pub data_resources: Vec<DataResource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataResource {
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvancedSelector {
+    pub name: Option<String>,
+    pub field_selectors: Vec<FieldSelector>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FieldSelector {
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub starts_with: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ends_with: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_equals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_starts_with: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ends_with: Vec<String>,
+}
+
+/// A bucket a trail delivers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketSnapshot {
+    pub name: String,
+    pub region: Option<String>,
+    pub exists: bool,
+    /// The bucket policy as JSON text; `None` when the bucket has none.
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub lifecycle_rules: Vec<LifecycleRule>,
+    /// `Enabled`, `Suspended` or `Off` (never enabled).
+    pub versioning: String,
+    /// `Enabled` / `Disabled`, when AWS reports it.
+    pub mfa_delete: Option<String>,
+    pub public_access_block: Option<PublicAccessBlock>,
+    #[serde(default)]
+    pub notifications: Vec<NotificationTarget>,
+    #[serde(default)]
+    pub replication_rules: Vec<ReplicationRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    pub id: Option<String>,
+    /// `Enabled` or `Disabled`.
+    pub status: String,
+    /// The key prefix the rule applies to (empty: the whole bucket).
+    pub prefix: String,
+    pub expiration_days: Option<i32>,
+    /// An absolute expiration date (RFC 3339), when set.
+    pub expiration_date: Option<String>,
+    pub noncurrent_expiration_days: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+/// Where the bucket sends object events.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NotificationTarget {
+    /// `lambda`, `sqs`, `sns` or `eventbridge`.
+    pub kind: String,
+    pub arn: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationRule {
+    pub id: Option<String>,
+    pub status: String,
+    pub destination_bucket: String,
+}
+
+/// A KMS key a trail encrypts with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySnapshot {
+    pub arn: String,
+    pub region: String,
+    pub exists: bool,
+    /// `Enabled`, `Disabled`, `PendingDeletion`, ...
+    pub state: Option<String>,
+    pub deletion_date: Option<String>,
+    /// The default key policy as JSON text.
+    pub policy: Option<String>,
+}
+
+/// A CloudWatch Logs group a trail delivers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogGroupSnapshot {
+    pub arn: String,
+    pub name: String,
+    pub region: String,
+    pub exists: bool,
+    /// `None`: never expire.
+    pub retention_days: Option<i32>,
+    #[serde(default)]
+    pub subscription_filters: Vec<LogFilter>,
+    #[serde(default)]
+    pub metric_filters: Vec<LogFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LogFilter {
+    pub name: String,
+    pub pattern: String,
+    /// Subscription destination, or the metric `namespace/name` of a metric filter.
+    pub target: Option<String>,
+}
+
+/// Detection services of one region.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RegionServices {
+    pub guardduty: Option<Detector>,
+    pub config_recorder: Option<ConfigRecorder>,
+    #[serde(default)]
+    pub flow_logs: Vec<FlowLog>,
+    /// Services that could not be read here (`guardduty`, `config`, `flow-logs`): their
+    /// checks are skipped and the gap is reported instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detector {
+    pub id: String,
+    /// `ENABLED` or `DISABLED`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRecorder {
+    pub name: String,
+    pub recording: bool,
+    pub all_supported: bool,
+    pub delivery_channel: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FlowLog {
+    pub id: String,
+    pub resource_id: String,
+    pub traffic_type: Option<String>,
+    /// `cloud-watch-logs`, `s3` or `kinesis-data-firehose`.
+    pub destination_type: Option<String>,
+    pub destination: Option<String>,
+    pub deliver_logs_role_arn: Option<String>,
+    pub status: Option<String>,
+}
