@@ -8,12 +8,18 @@
 //! It must never be a dependency of a shipped binary. It makes AWS calls only through
 //! trailwarden-aws's clients (that crate alone depends on the SDK).
 
+pub mod attacks;
+mod estate;
+
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use trailwarden_aws::sdk::{cloudtrail, s3};
 use trailwarden_aws::{AccountConfig, AwsOptions, ClientFactory, Credentials};
 use trailwarden_moto::{Fault, FaultProxy, MotoServer};
 
+pub use estate::{
+    FLOW_LOG_GROUP, LOG_GROUP, METRIC_FILTER, RETENTION_RULE, cloudtrail_bucket_policy,
+    cloudtrail_key_policy,
+};
 pub use trailwarden_moto;
 
 /// The role the lab's operator assumes in every member account.
@@ -59,6 +65,16 @@ pub struct LabAccount {
     /// False for accounts whose AssumeRole the proxy denies.
     pub reachable: bool,
     pub trails: Vec<LabTrail>,
+    #[serde(default)]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub key_arn: Option<String>,
+    #[serde(default)]
+    pub log_group: Option<String>,
+    #[serde(default)]
+    pub detector_id: Option<String>,
+    #[serde(default)]
+    pub vpc_id: Option<String>,
 }
 
 /// The machine-readable description other commands and tests read.
@@ -92,6 +108,7 @@ pub struct Lab {
     pub moto: MotoServer,
     pub proxy: FaultProxy,
     pub description: LabDescription,
+    factory: ClientFactory,
 }
 
 /// The fixed credentials of the lab's operator (moto accepts any).
@@ -157,12 +174,7 @@ impl Lab {
             // Variety for the inventory: the second account also has a regional trail that
             // was never started.
             let regional = n == 2;
-            let trails = seed_account(&clients, &id, regional).await?;
-            accounts.push(LabAccount {
-                id,
-                reachable: true,
-                trails,
-            });
+            accounts.push(estate::seed_account(&clients, &id, regional).await?);
         }
         for n in spec.accounts + 1..=spec.accounts + spec.denied_accounts {
             let id = account_id(n);
@@ -171,6 +183,11 @@ impl Lab {
                 id,
                 reachable: false,
                 trails: Vec::new(),
+                bucket: None,
+                key_arn: None,
+                log_group: None,
+                detector_id: None,
+                vpc_id: None,
             });
         }
         let description = LabDescription {
@@ -185,113 +202,49 @@ impl Lab {
             moto,
             proxy,
             description,
+            factory,
         })
     }
-}
 
-/// The standard CloudTrail bucket policy: CloudTrail may check the ACL and write under
-/// `AWSLogs/<account>/`, for the named trails only.
-pub fn cloudtrail_bucket_policy(bucket: &str, account: &str, trail_arns: &[String]) -> String {
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AWSCloudTrailAclCheck",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                "Action": "s3:GetBucketAcl",
-                "Resource": format!("arn:aws:s3:::{bucket}"),
-                "Condition": {"StringEquals": {"aws:SourceArn": trail_arns}}
-            },
-            {
-                "Sid": "AWSCloudTrailWrite",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/{account}/*"),
-                "Condition": {"StringEquals": {
-                    "s3:x-amz-acl": "bucket-owner-full-control",
-                    "aws:SourceArn": trail_arns
-                }}
-            }
-        ]
-    })
-    .to_string()
-}
-
-async fn seed_account(
-    clients: &AccountConfig,
-    account: &str,
-    with_regional_trail: bool,
-) -> Result<Vec<LabTrail>, LabError> {
-    let err = |what: &str, e: &dyn std::fmt::Display| LabError::Seed {
-        account: account.to_owned(),
-        what: what.to_owned(),
-        message: e.to_string(),
-    };
-    let bucket = format!("trailwarden-lab-{account}-logs");
-    let mut planned = vec![LabTrail {
-        name: "management-events".into(),
-        arn: format!("arn:aws:cloudtrail:{HOME_REGION}:{account}:trail/management-events"),
-        home_region: HOME_REGION.into(),
-        multi_region: true,
-        logging: true,
-        bucket: bucket.clone(),
-    }];
-    if with_regional_trail {
-        planned.push(LabTrail {
-            name: "eu-audit".into(),
-            arn: format!("arn:aws:cloudtrail:{REGIONAL_TRAIL_REGION}:{account}:trail/eu-audit"),
-            home_region: REGIONAL_TRAIL_REGION.into(),
-            multi_region: false,
-            logging: false,
-            bucket: bucket.clone(),
-        });
-    }
-
-    let s3 = clients.s3(HOME_REGION);
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .map_err(|e| err("s3:CreateBucket", &s3::error::DisplayErrorContext(e)))?;
-    let arns: Vec<String> = planned.iter().map(|t| t.arn.clone()).collect();
-    s3.put_bucket_policy()
-        .bucket(&bucket)
-        .policy(cloudtrail_bucket_policy(&bucket, account, &arns))
-        .send()
-        .await
-        .map_err(|e| err("s3:PutBucketPolicy", &s3::error::DisplayErrorContext(e)))?;
-
-    for trail in &planned {
-        let ct = clients.cloudtrail(&trail.home_region);
-        ct.create_trail()
-            .name(&trail.name)
-            .s3_bucket_name(&trail.bucket)
-            .is_multi_region_trail(trail.multi_region)
-            .include_global_service_events(trail.multi_region)
-            .enable_log_file_validation(true)
-            .send()
+    /// Clients acting in member account `account` as an attacker who holds a role there
+    /// (straight to moto, so the proxy's counts show only trailwarden's calls).
+    pub async fn attacker(&self, account: &str) -> AccountConfig {
+        self.factory
+            .assume_role(&format!("arn:aws:iam::{account}:role/{ATTACKER_ROLE}"))
             .await
-            .map_err(|e| {
-                err(
-                    "cloudtrail:CreateTrail",
-                    &cloudtrail::error::DisplayErrorContext(e),
-                )
-            })?;
-        if trail.logging {
-            // By name, in the home region: moto answers 500 for an ARN (DESIGN.md).
-            ct.start_logging()
-                .name(&trail.name)
-                .send()
-                .await
-                .map_err(|e| {
-                    err(
-                        "cloudtrail:StartLogging",
-                        &cloudtrail::error::DisplayErrorContext(e),
-                    )
-                })?;
-        }
     }
-    Ok(planned)
+
+    /// Performs a technique of [`attacks::TECHNIQUES`] against a member account.
+    pub async fn attack(&self, technique: &str, account: &str) -> Result<String, LabError> {
+        let target = self.description.member(account)?;
+        attacks::perform(technique, &self.attacker(account).await, target).await
+    }
 }
+
+impl LabDescription {
+    /// A member account of the lab, or an error naming the ones there are.
+    pub fn member(&self, account: &str) -> Result<&LabAccount, LabError> {
+        self.accounts
+            .iter()
+            .find(|a| a.id == account && a.reachable)
+            .ok_or_else(|| LabError::Seed {
+                account: account.to_owned(),
+                what: "lookup".into(),
+                message: format!(
+                    "not a reachable member account of this lab (accounts: {})",
+                    self.account_list()
+                ),
+            })
+    }
+
+    /// Attacker clients for a lab served by another process (from its description).
+    pub async fn attacker(&self, account: &str) -> AccountConfig {
+        ClientFactory::new(&operator_options(&self.moto_endpoint))
+            .await
+            .assume_role(&format!("arn:aws:iam::{account}:role/{ATTACKER_ROLE}"))
+            .await
+    }
+}
+
+/// The role the lab's attacks run as.
+pub const ATTACKER_ROLE: &str = "compromised-admin";

@@ -30,6 +30,22 @@ enum Command {
         #[arg(long, default_value = "target/lab.json")]
         out: PathBuf,
     },
+    /// Perform a tampering technique of the catalog against a member account, as an attacker
+    /// holding a role there would.
+    Attack {
+        /// The technique (see --list).
+        #[arg(required_unless_present = "list")]
+        technique: Option<String>,
+        /// The member account to attack.
+        #[arg(long, required_unless_present = "list")]
+        account: Option<String>,
+        /// List the techniques with their catalog reference.
+        #[arg(long)]
+        list: bool,
+        /// The description `up` wrote.
+        #[arg(long, default_value = "target/lab.json")]
+        desc: PathBuf,
+    },
     /// Stop a lab started with `up`.
     Down {
         /// The description `up` wrote.
@@ -73,11 +89,28 @@ async fn main() -> Result<()> {
             eprintln!("lab down");
             Ok(())
         }
+        Command::Attack {
+            technique,
+            account,
+            list,
+            desc,
+        } => {
+            if list {
+                for t in trailwarden_lab::attacks::TECHNIQUES {
+                    println!("{:<28} {:<4} {}", t.id, t.catalog, t.summary);
+                }
+                return Ok(());
+            }
+            let lab = read_description(&desc)?;
+            let (technique, account) = (technique.unwrap_or_default(), account.unwrap_or_default());
+            let target = lab.member(&account)?;
+            let attacker = lab.attacker(&account).await;
+            let done = trailwarden_lab::attacks::perform(&technique, &attacker, target).await?;
+            println!("{done}");
+            Ok(())
+        }
         Command::Down { desc } => {
-            let text = std::fs::read_to_string(&desc)
-                .with_context(|| format!("reading {} (is a lab up?)", desc.display()))?;
-            let lab: LabDescription = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a lab description", desc.display()))?;
+            let lab = read_description(&desc)?;
             let status = std::process::Command::new("kill")
                 .arg(lab.pid.to_string())
                 .status()
@@ -86,6 +119,13 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn read_description(desc: &std::path::Path) -> Result<LabDescription> {
+    let text = std::fs::read_to_string(desc)
+        .with_context(|| format!("reading {} (is a lab up?)", desc.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a lab description", desc.display()))
 }
 
 async fn wait_for_stop() {

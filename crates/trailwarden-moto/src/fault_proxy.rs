@@ -326,8 +326,9 @@ async fn handle(
                 .statuses
                 .entry(response.status().as_u16())
                 .or_default() += 1;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await?.to_bytes();
+            let (mut parts, body) = response.into_parts();
+            let body = fix_moto_quirks(body.collect().await?.to_bytes());
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
             Ok(Response::from_parts(parts, Full::new(body)))
         }
         Err(e) => {
@@ -405,6 +406,30 @@ fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
     info
 }
 
+/// Response bodies moto 5.2 gets wrong in a way the Rust SDK rejects (real AWS answers
+/// correctly): (what moto writes, what AWS writes).
+const MOTO_ROOT_ELEMENT_FIXES: &[(&str, &str)] = &[
+    // GetBucketVersioning: AWS's root element is VersioningConfiguration.
+    ("GetBucketVersioningResponse", "VersioningConfiguration"),
+    // GetBucketNotificationConfiguration: AWS's root element is NotificationConfiguration.
+    ("GetBucketNotificationResponse", "NotificationConfiguration"),
+];
+
+fn fix_moto_quirks(body: Bytes) -> Bytes {
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return body;
+    };
+    for (wrong, right) in MOTO_ROOT_ELEMENT_FIXES {
+        if text.contains(&format!("<{wrong} ")) || text.contains(&format!("<{wrong}>")) {
+            return Bytes::from(
+                text.replace(&format!("<{wrong}"), &format!("<{right}"))
+                    .replace(&format!("</{wrong}>"), &format!("</{right}>")),
+            );
+        }
+    }
+    body
+}
+
 /// Decodes `application/x-www-form-urlencoded` text, keeping `&` between fields.
 fn form_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -439,6 +464,18 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moto_versioning_root_element_is_fixed() {
+        let moto = Bytes::from_static(b"<?xml version=\"1.0\"?><GetBucketVersioningResponse xmlns=\"x\"><Status>Enabled</Status></GetBucketVersioningResponse>");
+        let fixed = fix_moto_quirks(moto);
+        assert_eq!(
+            std::str::from_utf8(&fixed).unwrap(),
+            "<?xml version=\"1.0\"?><VersioningConfiguration xmlns=\"x\"><Status>Enabled</Status></VersioningConfiguration>"
+        );
+        let other = Bytes::from_static(b"{\"a\":1}");
+        assert_eq!(fix_moto_quirks(other.clone()), other);
+    }
 
     #[test]
     fn form_decoding() {

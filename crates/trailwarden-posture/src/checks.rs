@@ -385,30 +385,47 @@ pub fn uncovered_regions(observed: &AccountSnapshot) -> Vec<String> {
 fn coverage_checks(r: &mut Report, baseline: &AccountSnapshot) {
     // Only regions the baseline had covered: a region never logged is the team's decision,
     // already visible at capture time.
-    let was_covered: BTreeSet<String> = {
-        let uncovered: BTreeSet<String> = uncovered_regions(baseline).into_iter().collect();
-        baseline
-            .regions
-            .iter()
-            .filter(|r| !uncovered.contains(*r))
-            .cloned()
-            .collect()
-    };
+    let was_uncovered: BTreeSet<String> = uncovered_regions(baseline).into_iter().collect();
+    // A trail finding that already explains the lapse (stopped, deleted, narrowed) is the
+    // root cause: one finding for it, not one more per region it used to cover.
+    let explained: BTreeSet<String> = r
+        .findings
+        .iter()
+        .filter(|f| EXPLAINS_COVERAGE.contains(&f.rule_id.as_str()))
+        .filter_map(|f| f.resource.clone())
+        .collect();
     for region in uncovered_regions(r.account) {
-        if was_covered.contains(&region) {
-            let resource = format!("arn:aws:cloudtrail:{region}:{}:trail/*", r.account.account);
-            r.add(
-                REGION_NOT_LOGGED,
-                &region,
-                &resource,
-                None,
-                Some(json!("a logging trail")),
-                Some(json!("none")),
-                true,
-            );
+        if !baseline.regions.contains(&region) || was_uncovered.contains(&region) {
+            continue;
         }
+        let covering: Vec<&TrailSnapshot> = baseline
+            .trails
+            .iter()
+            .filter(|t| t.logging && (t.multi_region || t.home_region == region))
+            .collect();
+        if covering.iter().any(|t| explained.contains(&t.arn)) {
+            continue;
+        }
+        let resource = format!("arn:aws:cloudtrail:{region}:{}:trail/*", r.account.account);
+        r.add(
+            REGION_NOT_LOGGED,
+            &region,
+            &resource,
+            None,
+            Some(json!(covering.iter().map(|t| &t.name).collect::<Vec<_>>())),
+            Some(json!("no logging trail records it")),
+            true,
+        );
     }
 }
+
+/// Trail findings that leave the regions the trail covered unlogged.
+const EXPLAINS_COVERAGE: &[&str] = &[
+    TRAIL_DELETED.id,
+    TRAIL_LOGGING_STOPPED.id,
+    TRAIL_SINGLE_REGION.id,
+    TRAIL_MANAGEMENT_EVENTS_EXCLUDED.id,
+];
 
 fn bucket_checks(r: &mut Report, baseline: &AccountSnapshot) {
     for want in &baseline.buckets {

@@ -111,6 +111,58 @@ pub enum Command {
     /// region. Exit status: 0 everything was read, 1 some accounts or regions could not be
     /// read (they are listed), 2 trailwarden could not run.
     Trails,
+
+    /// Capture and manage the known-good baseline.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+
+    /// Compare the real state of the selected accounts × regions with the baseline and report
+    /// every difference and every tampering technique that shows in state.
+    ///
+    /// Reads the real configuration (it does not trust CloudTrail, so it sees what happened
+    /// after logging was stopped): trails, their status, event and Insights selectors and tags;
+    /// the log buckets (policy, lifecycle, versioning, MFA delete, public access block,
+    /// notifications, replication); the KMS keys; the CloudWatch Logs groups; GuardDuty,
+    /// AWS Config and VPC flow logs in every region. Without --accounts, and with --role-name,
+    /// the baseline's accounts are audited.
+    ///
+    /// Exit status: 0 clean, 1 findings or targets that could not be read (an unread target is
+    /// never reported as clean), 2 the audit could not run.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Read the selected accounts × regions and write their state as the baseline: a TOML
+    /// file to keep in version control. Every trail must then keep logging, with the same
+    /// settings, selectors and destination; the buckets, keys, log groups and detection
+    /// services the file lists must stay as they are.
+    ///
+    /// Capture from a healthy estate: whatever is read is declared good. The file is written
+    /// only when every target was read (see --allow-gaps). Exit status: 0 written, 2 not.
+    Capture(CaptureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Where to write the baseline (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// Write the baseline even if some accounts or regions could not be read (they are then
+    /// missing from it and will not be audited).
+    #[arg(long)]
+    pub allow_gaps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The baseline to compare with (written by `baseline capture`).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: std::path::PathBuf,
+    /// Report a logging trail whose last log delivery is older than this (default: the
+    /// baseline's setting, 120m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_delivery_age: Option<Duration>,
 }
 
 fn parse_account(s: &str) -> Result<AccountId, String> {

