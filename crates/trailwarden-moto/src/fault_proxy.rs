@@ -169,6 +169,15 @@ impl Fault {
     }
 }
 
+/// Signing names of services that speak restJson1 (no X-Amz-Target, JSON errors).
+const REST_JSON_SERVICES: &[&str] = &[
+    "guardduty",
+    "lambda",
+    "securityhub",
+    "macie2",
+    "access-analyzer",
+];
+
 #[derive(Debug, Default)]
 struct State {
     faults: Vec<(Fault, u64)>,
@@ -284,7 +293,8 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let info = describe(&parts, &body);
-    let is_json = parts.headers.contains_key("x-amz-target");
+    let is_json = parts.headers.contains_key("x-amz-target")
+        || REST_JSON_SERVICES.contains(&info.service.as_str());
 
     let injected = {
         let mut state = state.lock().expect("fault proxy state");
@@ -401,9 +411,45 @@ fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
     {
         action.to_owned()
     } else {
-        format!("{} {}", parts.method, parts.uri.path())
+        rest_operation(
+            &info.service,
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query(),
+        )
     };
     info
+}
+
+/// Names the REST operations trailwarden makes (S3 bucket reads, GuardDuty), so call counts
+/// and least-privilege checks can speak of operations; anything else is `METHOD /path`.
+fn rest_operation(service: &str, method: &str, path: &str, query: Option<&str>) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let subresource = query
+        .unwrap_or("")
+        .split('&')
+        .map(|kv| kv.split('=').next().unwrap_or(""))
+        .find(|k| !k.is_empty() && !k.starts_with("x-id"));
+    let known = match (service, method, segments.as_slice(), subresource) {
+        ("s3", "GET", [_bucket], Some(sub)) => match sub {
+            "location" => Some("GetBucketLocation"),
+            "policy" => Some("GetBucketPolicy"),
+            "lifecycle" => Some("GetBucketLifecycleConfiguration"),
+            "versioning" => Some("GetBucketVersioning"),
+            "publicAccessBlock" => Some("GetPublicAccessBlock"),
+            "notification" => Some("GetBucketNotificationConfiguration"),
+            "replication" => Some("GetBucketReplication"),
+            "acl" => Some("GetBucketAcl"),
+            _ => None,
+        },
+        ("guardduty", "GET", ["detector"], _) => Some("ListDetectors"),
+        ("guardduty", "GET", ["detector", _], _) => Some("GetDetector"),
+        _ => None,
+    };
+    match known {
+        Some(op) => op.to_owned(),
+        None => format!("{method} {path}"),
+    }
 }
 
 /// Response bodies moto 5.2 gets wrong in a way the Rust SDK rejects (real AWS answers
@@ -475,6 +521,30 @@ mod tests {
         );
         let other = Bytes::from_static(b"{\"a\":1}");
         assert_eq!(fix_moto_quirks(other.clone()), other);
+    }
+
+    #[test]
+    fn rest_operations_are_named() {
+        assert_eq!(
+            rest_operation("s3", "GET", "/logs/", Some("policy")),
+            "GetBucketPolicy"
+        );
+        assert_eq!(
+            rest_operation("s3", "GET", "/logs", Some("x-id=GetObject")),
+            "GET /logs"
+        );
+        assert_eq!(
+            rest_operation("guardduty", "GET", "/detector", None),
+            "ListDetectors"
+        );
+        assert_eq!(
+            rest_operation("guardduty", "GET", "/detector/abc", None),
+            "GetDetector"
+        );
+        assert_eq!(
+            rest_operation("s3", "PUT", "/logs/key", None),
+            "PUT /logs/key"
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ async fn help_lists_the_commands_that_exist_and_teaches_the_global_options() {
     let out = trailwarden(&["--help"]).await;
     assert!(out.status.success());
     let help = stdout(&out);
-    assert!(help.contains("trails"), "{help}");
+    for command in ["trails", "baseline", "audit"] {
+        assert!(help.contains(command), "{command} missing:\n{help}");
+    }
     for option in [
         "--endpoint-url",
         "--profile",
@@ -53,7 +55,7 @@ async fn help_lists_the_commands_that_exist_and_teaches_the_global_options() {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
     // Commands of DESIGN.md that are not built yet must not be listed.
-    for absent in ["audit", "remediate", "scan", "watch", "baseline"] {
+    for absent in ["remediate", "scan", "watch", "rules"] {
         assert!(
             !help.lines().any(|l| l.trim_start().starts_with(absent)),
             "{absent} is listed but does not exist:\n{help}"
@@ -127,15 +129,7 @@ async fn trails_lists_three_accounts_in_all_regions_and_reports_the_denied_one()
     assert_eq!(gaps[0]["kind"], "access-denied");
     assert_eq!(gaps[0]["operation"], "sts:AssumeRole");
 
-    // Every call the command made is allowed by the shipped least-privilege policies.
-    let allowed = policy_actions();
-    for (service, operation) in lab.proxy.calls().keys() {
-        let action = format!("{service}:{operation}");
-        assert!(
-            allowed.contains(&action),
-            "{action} is called but not in docs/iam"
-        );
-    }
+    assert_calls_allowed_by_docs_iam(&lab);
 
     // The table names the failing account and the call.
     let out = trailwarden(&[
@@ -208,6 +202,26 @@ async fn an_unreachable_endpoint_is_a_clear_error_not_a_hang() {
     assert!(err.contains("--endpoint-url"), "{err}");
 }
 
+/// Every call the commands made through the lab is allowed by the shipped policies.
+fn assert_calls_allowed_by_docs_iam(lab: &Lab) {
+    let allowed = policy_actions();
+    for (service, operation) in lab.proxy.calls().keys() {
+        // IAM spells some S3 actions differently from the API operation.
+        let action = match (service.as_str(), operation.as_str()) {
+            ("s3", "GetBucketLifecycleConfiguration") => "s3:GetLifecycleConfiguration".into(),
+            ("s3", "GetPublicAccessBlock") => "s3:GetBucketPublicAccessBlock".into(),
+            ("s3", "GetBucketNotificationConfiguration") => "s3:GetBucketNotification".into(),
+            ("s3", "GetBucketReplication") => "s3:GetReplicationConfiguration".into(),
+            ("logs", op) => format!("logs:{op}"),
+            _ => format!("{service}:{operation}"),
+        };
+        assert!(
+            allowed.contains(&action),
+            "{action} is called but not allowed in docs/iam"
+        );
+    }
+}
+
 fn policy_actions() -> BTreeSet<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/iam");
     let mut actions = BTreeSet::new();
@@ -230,4 +244,140 @@ fn policy_actions() -> BTreeSet<String> {
         }
     }
     actions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_then_audit_clean_then_tampered_then_bad_baseline() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 2,
+        denied_accounts: 1,
+    })
+    .await
+    .expect("lab");
+    let d = &lab.description;
+    let dir = std::env::temp_dir().join(format!("trailwarden-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let baseline = dir.join("baseline.toml");
+    let baseline_arg = baseline.to_str().unwrap();
+    let all = d.account_list();
+    let reachable = "100000000001,100000000002";
+    let common = |accounts: &str| -> Vec<String> {
+        vec![
+            "--endpoint-url".into(),
+            d.endpoint.clone(),
+            "--accounts".into(),
+            accounts.into(),
+            "--role-name".into(),
+            d.role_name.clone(),
+            "--regions".into(),
+            "us-east-1,eu-west-1".into(),
+        ]
+    };
+    let run = |mut args: Vec<String>, more: &[&str]| {
+        args.extend(more.iter().map(|s| s.to_string()));
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            trailwarden(&refs).await
+        }
+    };
+
+    // An unreadable account keeps the baseline from being written, unless allowed.
+    let out = run(
+        common(&all),
+        &["baseline", "capture", "--out", baseline_arg],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("100000000003"), "{}", stderr(&out));
+    assert!(!baseline.exists());
+
+    let out = run(
+        common(reachable),
+        &["baseline", "capture", "--out", baseline_arg],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    assert!(text.contains("management-events") && text.contains("[[account]]"));
+
+    let out = run(
+        common(reachable),
+        &["audit", "--baseline", baseline_arg, "--format", "json"],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    lab.attack("stop-logging", "100000000002").await.unwrap();
+    let out = run(
+        common(reachable),
+        &["audit", "--baseline", baseline_arg, "--format", "json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = &findings[0];
+    assert_eq!(f["rule_id"], "trail.logging-stopped");
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(f["account"], "100000000002");
+    assert_eq!(f["region"], "us-east-1");
+    assert_eq!(f["technique"], "A1");
+    assert_eq!(f["expected"], true);
+    assert_eq!(f["actual"], false);
+    assert_eq!(
+        f["resource"],
+        "arn:aws:cloudtrail:us-east-1:100000000002:trail/management-events"
+    );
+    assert_eq!(report["accounts"][1]["coverage"]["eu-west-1"], false);
+
+    let out = run(
+        common(reachable),
+        &["audit", "--baseline", baseline_arg, "--format", "ocsf"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let events: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["class_uid"], 2003);
+    assert_eq!(events[0]["cloud"]["account"]["uid"], "100000000002");
+
+    // The baseline's accounts are audited when --accounts is absent; the table says so.
+    let out = run(
+        vec![
+            "--endpoint-url".into(),
+            d.endpoint.clone(),
+            "--role-name".into(),
+            d.role_name.clone(),
+            "--regions".into(),
+            "us-east-1".into(),
+        ],
+        &["audit", "--baseline", baseline_arg, "--format", "table"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("trail.logging-stopped"),
+        "{}",
+        stdout(&out)
+    );
+
+    assert_calls_allowed_by_docs_iam(&lab);
+
+    // A broken baseline is an error naming the file and the place.
+    std::fs::write(&baseline, "format = 1\n[[account]]\naccount = 12\n").unwrap();
+    let out = run(common(reachable), &["audit", "--baseline", baseline_arg]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(baseline_arg), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,241 @@
+//! The audit against a real moto: every technique of the catalog that shows in state,
+//! applied through the SDK to its own account of a healthy estate, produces exactly its
+//! findings; untouched accounts and regions produce none; unread targets are gaps.
+
+use std::collections::{BTreeMap, BTreeSet};
+use trailwarden_aws::ClientFactory;
+use trailwarden_aws::fanout::{self, Selection};
+use trailwarden_aws::snapshot::{Snapshots, snapshot_accounts};
+use trailwarden_lab::attacks::TECHNIQUES;
+use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_model::target::{AccountId, GapKind, RegionSelection};
+use trailwarden_moto::Fault;
+use trailwarden_posture::{Settings, audit_account};
+
+async fn read(lab: &Lab, regions: &RegionSelection) -> Snapshots {
+    let factory = ClientFactory::new(&operator_options(&lab.description.endpoint)).await;
+    let selection = Selection {
+        accounts: Some(
+            lab.description
+                .accounts
+                .iter()
+                .map(|a| a.id.parse().unwrap())
+                .collect(),
+        ),
+        role_name: Some(ROLE_NAME.into()),
+        regions: regions.clone(),
+        concurrency: 16,
+    };
+    let resolution = fanout::resolve(&factory, &selection).await.unwrap();
+    let mut snapshots = snapshot_accounts(&resolution.accounts, 16, &|_| {}).await;
+    snapshots.gaps.extend(resolution.gaps);
+    snapshots
+}
+
+/// What each technique must produce against moto (and nothing else).
+fn expected(technique: &str) -> BTreeSet<&'static str> {
+    let ids: &[&str] = match technique {
+        "stop-logging" => &["trail.logging-stopped"],
+        "delete-trail" => &["trail.deleted"],
+        // AWS also turns global events off with A3; moto keeps the flag as it was.
+        "single-region" => &["trail.single-region"],
+        "no-global-events" => &["trail.global-events-off"],
+        "redirect-bucket" => &["trail.redirected"],
+        "attacker-kms-key" => &["trail.kms-key-changed"],
+        "validation-off" => &["trail.validation-off"],
+        "detach-cloudwatch" => &["trail.cloudwatch-logs-changed"],
+        "minimize" => &[
+            "trail.single-region",
+            "trail.global-events-off",
+            "trail.validation-off",
+            "trail.kms-key-changed",
+            "trail.cloudwatch-logs-changed",
+        ],
+        "exclude-management-events" | "read-only-management" => {
+            &["trail.management-events-excluded"]
+        }
+        "unexpected-trail" => &["trail.unexpected"],
+        "delete-bucket" => &["bucket.deleted"],
+        "bucket-policy-deny" => &["bucket.policy-blocks-cloudtrail", "bucket.policy-changed"],
+        "lifecycle-expiration" => &["bucket.lifecycle-expires-logs"],
+        "bucket-notification" => &["bucket.notification-added"],
+        "suspend-versioning" => &["bucket.versioning-suspended"],
+        "disable-key" => &["key.disabled"],
+        "schedule-key-deletion" => &["key.pending-deletion"],
+        "key-policy" => &["key.policy-changed"],
+        "delete-log-group" => &["log-group.deleted"],
+        "shorten-retention" => &["log-group.retention-shortened"],
+        "delete-metric-filter" => &["log-group.filters-changed"],
+        "disable-guardduty" => &["guardduty.detector-disabled"],
+        "delete-guardduty" => &["guardduty.detector-deleted"],
+        "stop-config" => &["config.recorder-stopped"],
+        "delete-flow-logs" => &["flow-logs.deleted"],
+        other => panic!("no expectation for technique {other}: add one"),
+    };
+    ids.iter().copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_none() {
+    // One account per technique, plus one nobody touches.
+    let lab = Lab::start(&LabSpec {
+        accounts: TECHNIQUES.len() + 1,
+        denied_accounts: 0,
+    })
+    .await
+    .expect("lab");
+    let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
+    let before = read(&lab, &regions).await;
+    assert!(before.gaps.is_empty(), "{:?}", before.gaps);
+    let settings = Settings::default();
+    for s in &before.accounts {
+        assert_eq!(
+            audit_account(s, s, &settings),
+            vec![],
+            "healthy lab must audit clean"
+        );
+    }
+
+    let mut victim: BTreeMap<AccountId, &str> = BTreeMap::new();
+    for (n, technique) in TECHNIQUES.iter().enumerate() {
+        let account = trailwarden_lab::account_id(n + 1);
+        lab.attack(technique.id, &account)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", technique.id));
+        victim.insert(account.parse().unwrap(), technique.id);
+    }
+
+    let after = read(&lab, &regions).await;
+    assert!(after.gaps.is_empty(), "{:?}", after.gaps);
+    let mut failures = Vec::new();
+    for observed in &after.accounts {
+        let baseline = before
+            .accounts
+            .iter()
+            .find(|a| a.account == observed.account)
+            .unwrap();
+        let findings = audit_account(baseline, observed, &settings);
+        let got: BTreeSet<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+        let want = victim
+            .get(&observed.account)
+            .map(|t| expected(t))
+            .unwrap_or_default();
+        if got != want {
+            failures.push(format!(
+                "{} ({}): expected {want:?}, got {got:?}",
+                observed.account,
+                victim.get(&observed.account).unwrap_or(&"untouched")
+            ));
+        }
+        for f in &findings {
+            assert_eq!(f.account, observed.account);
+            assert!(f.resource.is_some() && f.technique.is_some(), "{f:?}");
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 2,
+        denied_accounts: 1,
+    })
+    .await
+    .expect("lab");
+    let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
+    let before = read(&lab, &regions).await;
+    // The denied account is a gap from the start.
+    assert_eq!(before.gaps.len(), 1, "{:?}", before.gaps);
+    assert_eq!(before.gaps[0].kind, GapKind::AccessDenied);
+
+    // Now GuardDuty and the log bucket's policy are denied to the auditor.
+    lab.proxy.add(
+        Fault::error(403, "AccessDeniedException", "not authorized")
+            .service("guardduty")
+            .region("us-east-1"),
+    );
+    lab.proxy.add(
+        Fault::error(403, "AccessDenied", "Access Denied")
+            .service("s3")
+            .operation("GetBucketPolicy"),
+    );
+    let after = read(&lab, &regions).await;
+    let ops: BTreeSet<(String, String)> = after
+        .gaps
+        .iter()
+        .map(|g| (g.account.to_string(), g.operation.clone()))
+        .collect();
+    assert!(
+        ops.contains(&("100000000001".into(), "guardduty:ListDetectors".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&("100000000002".into(), "guardduty:ListDetectors".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&("100000000003".into(), "sts:AssumeRole".into())),
+        "{ops:?}"
+    );
+    assert!(
+        after
+            .gaps
+            .iter()
+            .any(|g| g.account.as_str() == "100000000001"
+                && g.operation.starts_with("s3:")
+                && g.kind == GapKind::AccessDenied),
+        "{:?}",
+        after.gaps
+    );
+    // What could not be read is not reported as deleted.
+    let settings = Settings::default();
+    for observed in &after.accounts {
+        let baseline = before
+            .accounts
+            .iter()
+            .find(|a| a.account == observed.account)
+            .unwrap();
+        assert_eq!(audit_account(baseline, observed, &settings), vec![]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_stay_quiet() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 2,
+        denied_accounts: 0,
+    })
+    .await
+    .expect("lab");
+    let before = read(&lab, &RegionSelection::AllEnabled).await;
+    assert!(before.gaps.is_empty(), "{:?}", before.gaps);
+    lab.attack("stop-logging", "100000000001").await.unwrap();
+    let after = read(&lab, &RegionSelection::AllEnabled).await;
+    let settings = Settings::default();
+    let findings: Vec<_> = after
+        .accounts
+        .iter()
+        .flat_map(|o| {
+            let b = before
+                .accounts
+                .iter()
+                .find(|a| a.account == o.account)
+                .unwrap();
+            audit_account(b, o, &settings)
+        })
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].rule_id, "trail.logging-stopped");
+    assert_eq!(findings[0].account.as_str(), "100000000001");
+    assert_eq!(findings[0].region, "us-east-1");
+    // The coverage matrix shows the blind regions all the same.
+    let blind = trailwarden_posture::uncovered_regions(
+        after
+            .accounts
+            .iter()
+            .find(|a| a.account.as_str() == "100000000001")
+            .unwrap(),
+    );
+    assert_eq!(blind.len(), 20);
+}
