@@ -290,6 +290,9 @@ async fn handle(
     client: Client<HttpConnector, Full<Bytes>>,
     upstream: hyper::Uri,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if req.uri().path() == CALLS_PATH {
+        return Ok(calls_report(&state));
+    }
     let (mut parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let info = describe(&parts, &body);
@@ -355,6 +358,34 @@ async fn handle(
             Ok(response)
         }
     }
+}
+
+/// Where the proxy reports its call counts, for tools outside the process (benchmarks).
+pub const CALLS_PATH: &str = "/__trailwarden_lab/calls";
+
+fn calls_report(state: &Mutex<State>) -> Response<Full<Bytes>> {
+    let state = state.lock().expect("fault proxy state");
+    let rows: Vec<String> = state
+        .calls
+        .iter()
+        .map(|((service, op), n)| {
+            let requests = state
+                .requests
+                .get(&(service.clone(), op.clone()))
+                .copied()
+                .unwrap_or(0);
+            format!(
+                "{{\"service\":\"{}\",\"operation\":\"{}\",\"calls\":{n},\"requests\":{requests}}}",
+                service.replace('"', ""),
+                op.replace('"', "")
+            )
+        })
+        .collect();
+    let mut response = Response::new(Full::new(Bytes::from(format!("[{}]", rows.join(",")))));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {

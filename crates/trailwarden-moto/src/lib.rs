@@ -8,5 +8,5 @@
 mod fault_proxy;
 mod server;
 
-pub use fault_proxy::{Fault, FaultId, FaultProxy, RequestInfo};
+pub use fault_proxy::{CALLS_PATH, Fault, FaultId, FaultProxy, RequestInfo};
 pub use server::{HarnessError, MOTO_INSTALL_HINT, MotoServer};

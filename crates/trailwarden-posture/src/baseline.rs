@@ -95,3 +95,102 @@ impl Baseline {
         Self::from_toml(&text, &shown)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{
+        BucketSnapshot, ConfigRecorder, Detector, EventSelectors, RegionServices, TrailSnapshot,
+    };
+
+    fn sample() -> Baseline {
+        let mut account = AccountSnapshot::new("111111111111".parse().unwrap());
+        account.regions = vec!["eu-west-1".into(), "us-east-1".into()];
+        account.trails.push(TrailSnapshot {
+            name: "org".into(),
+            arn: "arn:aws:cloudtrail:us-east-1:111111111111:trail/org".into(),
+            home_region: "us-east-1".into(),
+            multi_region: true,
+            organization: false,
+            foreign: false,
+            s3_bucket: Some("logs".into()),
+            s3_key_prefix: None,
+            sns_topic_arn: None,
+            include_global_service_events: true,
+            log_file_validation: true,
+            kms_key_id: None,
+            cloudwatch_logs_log_group_arn: None,
+            cloudwatch_logs_role_arn: None,
+            logging: true,
+            delivery: None,
+            event_selectors: Some(EventSelectors::default()),
+            insight_selectors: Some(vec![]),
+            tags: [("owner".to_owned(), "security".to_owned())].into(),
+            unread: vec![],
+        });
+        account.buckets.push(BucketSnapshot {
+            name: "logs".into(),
+            region: Some("us-east-1".into()),
+            exists: true,
+            policy: Some("{\n  \"Statement\": []\n}".into()),
+            lifecycle_rules: vec![],
+            versioning: "Enabled".into(),
+            mfa_delete: None,
+            public_access_block: None,
+            notifications: vec![],
+            replication_rules: vec![],
+        });
+        account.services.insert(
+            "us-east-1".into(),
+            RegionServices {
+                guardduty: Some(Detector {
+                    id: "d1".into(),
+                    status: "ENABLED".into(),
+                }),
+                config_recorder: Some(ConfigRecorder {
+                    name: "default".into(),
+                    recording: true,
+                    all_supported: true,
+                    delivery_channel: Some("default".into()),
+                }),
+                flow_logs: vec![],
+                unread: vec![],
+            },
+        );
+        Baseline {
+            format: FORMAT,
+            captured_at: "2026-11-28T00:00:00Z".into(),
+            captured_by: "test".into(),
+            settings: Settings::default(),
+            accounts: vec![account],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let baseline = sample();
+        let text = baseline.to_toml().unwrap();
+        assert!(text.starts_with("# trailwarden baseline"));
+        assert_eq!(Baseline::from_toml(&text, "b.toml").unwrap(), baseline);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let err =
+            Baseline::from_toml("format = 1\naccount = 3\n", "team/baseline.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("team/baseline.toml: not a valid baseline"),
+            "{text}"
+        );
+        let future = sample()
+            .to_toml()
+            .unwrap()
+            .replace("format = 1", "format = 9");
+        let err = Baseline::from_toml(&future, "b.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("format 9 is not supported"),
+            "{err}"
+        );
+    }
+}

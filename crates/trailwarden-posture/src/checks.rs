@@ -878,3 +878,163 @@ pub fn coverage_matrix(observed: &AccountSnapshot) -> BTreeMap<String, bool> {
         .map(|r| (r.clone(), !uncovered.contains(r)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{Delivery, EventSelectors};
+
+    fn trail(foreign: bool) -> TrailSnapshot {
+        let owner = if foreign {
+            "999999999999"
+        } else {
+            "111111111111"
+        };
+        TrailSnapshot {
+            name: "org".into(),
+            arn: format!("arn:aws:cloudtrail:us-east-1:{owner}:trail/org"),
+            home_region: "us-east-1".into(),
+            multi_region: true,
+            organization: foreign,
+            foreign,
+            s3_bucket: Some("logs".into()),
+            s3_key_prefix: None,
+            sns_topic_arn: None,
+            include_global_service_events: true,
+            log_file_validation: true,
+            kms_key_id: None,
+            cloudwatch_logs_log_group_arn: None,
+            cloudwatch_logs_role_arn: None,
+            logging: true,
+            delivery: None,
+            event_selectors: Some(EventSelectors::default()),
+            insight_selectors: Some(vec![]),
+            tags: BTreeMap::new(),
+            unread: vec![],
+        }
+    }
+
+    fn account(trails: Vec<TrailSnapshot>) -> AccountSnapshot {
+        let mut a = AccountSnapshot::new("111111111111".parse().unwrap());
+        a.regions = vec!["us-east-1".into(), "eu-west-1".into()];
+        a.trails = trails;
+        a
+    }
+
+    fn ids(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.rule_id.as_str()).collect()
+    }
+
+    #[test]
+    fn an_organization_trail_seen_from_a_member_is_reported_as_such_and_not_restorable_here() {
+        let baseline = account(vec![trail(true)]);
+        let mut stopped = trail(true);
+        stopped.logging = false;
+        let findings = audit_account(&baseline, &account(vec![stopped]), &Settings::default());
+        assert_eq!(ids(&findings), ["trail.logging-stopped"]);
+        assert!(!findings[0].remediable);
+        assert!(
+            findings[0]
+                .title
+                .contains("organization trail owned by account 999999999999"),
+            "{}",
+            findings[0].title
+        );
+    }
+
+    #[test]
+    fn unread_status_is_not_a_stopped_trail_nor_an_uncovered_region() {
+        let baseline = account(vec![trail(false)]);
+        let mut unknown = trail(false);
+        unknown.logging = false;
+        unknown.unread = vec!["status".into()];
+        assert_eq!(
+            audit_account(&baseline, &account(vec![unknown]), &Settings::default()),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_home_region_that_was_not_read_is_not_a_deleted_trail() {
+        // us-east-1 could not be read; eu-west-1 shows the trail's shadow, whose status (read
+        // in the home region) is unknown.
+        let baseline = account(vec![trail(false)]);
+        let mut shadow = trail(false);
+        shadow.unread = vec!["status".into()];
+        let mut observed = account(vec![shadow]);
+        observed.regions = vec!["eu-west-1".into()];
+        assert_eq!(
+            audit_account(&baseline, &observed, &Settings::default()),
+            vec![]
+        );
+        // With no shadow either, the trail may be gone: the read region is reported unlogged,
+        // but the trail is not declared deleted from a region that was not read.
+        observed.trails.clear();
+        let findings = audit_account(&baseline, &observed, &Settings::default());
+        assert_eq!(ids(&findings), ["region.not-logged"]);
+        assert_eq!(findings[0].region, "eu-west-1");
+    }
+
+    #[test]
+    fn failing_and_stale_delivery() {
+        let baseline = account(vec![trail(false)]);
+        let mut failing = trail(false);
+        failing.delivery = Some(Delivery {
+            latest_delivery_error: Some("AccessDenied".into()),
+            ..Default::default()
+        });
+        let findings = audit_account(&baseline, &account(vec![failing]), &Settings::default());
+        assert_eq!(ids(&findings), ["trail.delivery-failing"]);
+
+        let mut stale = trail(false);
+        stale.delivery = Some(Delivery {
+            latest_delivery_age_seconds: Some(3 * 3600),
+            ..Default::default()
+        });
+        let findings = audit_account(
+            &baseline,
+            &account(vec![stale.clone()]),
+            &Settings::default(),
+        );
+        assert_eq!(ids(&findings), ["trail.delivery-stale"]);
+        let patient = Settings {
+            max_delivery_age_minutes: 240,
+        };
+        assert_eq!(
+            audit_account(&baseline, &account(vec![stale]), &patient),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_narrowed_regional_trail_is_one_finding_not_two() {
+        let mut regional = trail(false);
+        regional.multi_region = false;
+        regional.home_region = "eu-west-1".into();
+        regional.arn = "arn:aws:cloudtrail:eu-west-1:111111111111:trail/eu".into();
+        let baseline = account(vec![regional.clone()]);
+        let mut narrowed = regional;
+        narrowed.event_selectors = Some(EventSelectors {
+            basic: vec![crate::snapshot::BasicSelector {
+                read_write_type: "All".into(),
+                include_management_events: true,
+                exclude_management_event_sources: vec!["kms.amazonaws.com".into()],
+                data_resources: vec![],
+            }],
+            advanced: vec![],
+        });
+        let findings = audit_account(&baseline, &account(vec![narrowed]), &Settings::default());
+        // The selector change explains the region: one finding, not two.
+        assert_eq!(ids(&findings), ["trail.management-events-excluded"]);
+        assert!(findings[0].title.contains("kms.amazonaws.com"));
+    }
+
+    #[test]
+    fn every_check_has_a_unique_id_and_a_catalog_reference() {
+        let mut seen = BTreeSet::new();
+        for c in ALL {
+            assert!(seen.insert(c.id), "duplicate {}", c.id);
+            assert!(c.technique.len() >= 2, "{}", c.id);
+        }
+    }
+}

@@ -99,6 +99,13 @@ pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs
             for t in &mut s.trails {
                 t.delivery = None;
             }
+            // Policies pretty-printed, so a change to one shows as a readable diff in review.
+            for b in &mut s.buckets {
+                b.policy = b.policy.take().map(|p| pretty_json(&p));
+            }
+            for k in &mut s.keys {
+                k.policy = k.policy.take().map(|p| pretty_json(&p));
+            }
             s
         })
         .collect();
@@ -354,6 +361,12 @@ fn render_table(report: &AuditReport) -> String {
         );
     }
     out
+}
+
+fn pretty_json(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| text.to_owned())
 }
 
 fn gap_lines(gaps: &[Gap]) -> String {
