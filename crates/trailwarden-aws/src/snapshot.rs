@@ -18,9 +18,9 @@ use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_model::trail::{TrailView, fold_shadows};
 use trailwarden_posture::snapshot::{
     AccountSnapshot, AdvancedSelector, BasicSelector, BucketSnapshot, ConfigRecorder, DataResource,
-    Delivery, Detector, EventSelectors, FieldSelector, FlowLog, KeySnapshot, LifecycleRule,
-    LogFilter, LogGroupSnapshot, NotificationTarget, PublicAccessBlock, RegionServices,
-    ReplicationRule, TrailSnapshot,
+    Delivery, Detector, DetectorFilter, EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot,
+    LifecycleRule, LogFilter, LogGroupSnapshot, NotificationTarget, ObjectLock, PublicAccessBlock,
+    RegionServices, ReplicationRule, TrailSnapshot,
 };
 
 /// Progress of [`snapshot_accounts`], one call per finished unit of work.
@@ -246,12 +246,86 @@ async fn read_guardduty(account: &Account, region: &str) -> Result<Option<Detect
         .send()
         .await
         .map_err(|e| gap(&e, account, region, "guardduty:GetDetector"))?;
+    let mut filters = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_filters()
+            .detector_id(id)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| gap(&e, account, region, "guardduty:ListFilters"))?;
+        for name in page.filter_names() {
+            let filter = client
+                .get_filter()
+                .detector_id(id)
+                .filter_name(name)
+                .send()
+                .await
+                .map_err(|e| gap(&e, account, region, "guardduty:GetFilter"))?;
+            filters.push(DetectorFilter {
+                name: name.clone(),
+                action: filter
+                    .action()
+                    .map(|a| a.as_str().to_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    filters.sort();
+    let mut ip_sets = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_ip_sets()
+            .detector_id(id)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| gap(&e, account, region, "guardduty:ListIPSets"))?;
+        for set_id in page.ip_set_ids() {
+            let set = client
+                .get_ip_set()
+                .detector_id(id)
+                .ip_set_id(set_id)
+                .send()
+                .await
+                .map_err(|e| gap(&e, account, region, "guardduty:GetIPSet"))?;
+            ip_sets.push(IpSet {
+                id: set_id.clone(),
+                name: set.name().unwrap_or_default().to_owned(),
+                location: set.location().unwrap_or_default().to_owned(),
+                status: set
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    ip_sets.sort();
     Ok(Some(Detector {
         id: id.clone(),
         status: detector
             .status()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default(),
+        filters: Some(filters),
+        ip_sets: Some(ip_sets),
     }))
 }
 
@@ -552,6 +626,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
                 versioning: "Off".into(),
                 mfa_delete: None,
                 public_access_block: None,
+                object_lock: None,
                 notifications: Vec::new(),
                 replication_rules: Vec::new(),
             });
@@ -671,6 +746,27 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
         });
     }
     notifications.sort();
+    let object_lock = match s3.get_object_lock_configuration().bucket(name).send().await {
+        Ok(o) => o.object_lock_configuration().map(|c| {
+            let retention = c.rule().and_then(|r| r.default_retention());
+            ObjectLock {
+                mode: retention
+                    .and_then(|d| d.mode())
+                    .map(|m| m.as_str().to_owned()),
+                days: retention.and_then(|d| d.days().or(d.years().map(|y| y * 365))),
+            }
+        }),
+        Err(e) if has_code(&e, &["ObjectLockConfigurationNotFoundError"]) => None,
+        Err(e) => {
+            return Err(bucket_gap(
+                &e,
+                account,
+                r,
+                name,
+                "s3:GetBucketObjectLockConfiguration",
+            ));
+        }
+    };
     let replication_rules = match s3.get_bucket_replication().bucket(name).send().await {
         Ok(rep) => rep
             .replication_configuration()
@@ -711,6 +807,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
             .unwrap_or_else(|| "Off".into()),
         mfa_delete: versioning.mfa_delete().map(|m| m.as_str().to_owned()),
         public_access_block,
+        object_lock,
         notifications,
         replication_rules,
     })

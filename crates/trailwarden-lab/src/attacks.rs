@@ -3,7 +3,16 @@
 
 use crate::{FLOW_LOG_GROUP, HOME_REGION, LOG_GROUP, LabAccount, LabError, METRIC_FILTER};
 use trailwarden_aws::AccountConfig;
-use trailwarden_aws::sdk::{cloudtrail, s3};
+use trailwarden_aws::sdk::{cloudtrail, guardduty, s3};
+use trailwarden_moto::Fault;
+
+/// What an attack did, and the answers the emulator must give that moto cannot (operations it
+/// lacks): the caller installs them in the lab's proxy.
+#[derive(Debug)]
+pub struct Performed {
+    pub summary: String,
+    pub fakes: Vec<Fault>,
+}
 
 /// A technique the lab can perform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +55,8 @@ techniques! {
     "shorten-retention", "D2", "PutRetentionPolicy 1 day on the trail's log group";
     "delete-metric-filter", "D3", "DeleteMetricFilter on the trail's log group";
     "disable-guardduty", "E1", "UpdateDetector Enable=false";
+    "guardduty-trusted-ip", "E2", "CreateIPSet Activate=true with the attacker's addresses (faked: moto lacks IP sets)";
+    "guardduty-suppression-filter", "E3", "CreateFilter Action=ARCHIVE for every finding";
     "delete-guardduty", "E1", "DeleteDetector";
     "stop-config", "E5", "StopConfigurationRecorder";
     "delete-flow-logs", "F1", "DeleteFlowLogs on the VPC";
@@ -83,7 +94,9 @@ pub async fn perform(
     id: &str,
     attacker: &AccountConfig,
     target: &LabAccount,
-) -> Result<String, LabError> {
+) -> Result<Performed, LabError> {
+    let mut fakes = Vec::new();
+    let detector = target.detector_id.clone().unwrap_or_default();
     let a = target.id.as_str();
     let ct = attacker.cloudtrail(HOME_REGION);
     let s3c = attacker.s3(HOME_REGION);
@@ -442,6 +455,46 @@ pub async fn perform(
                     .send()
             );
         }
+        "guardduty-suppression-filter" => {
+            let criteria = guardduty::types::FindingCriteria::builder()
+                .criterion(
+                    "severity",
+                    guardduty::types::Condition::builder()
+                        .greater_than_or_equal(0)
+                        .build(),
+                )
+                .build();
+            call!(
+                a,
+                "CreateFilter",
+                attacker
+                    .guardduty(HOME_REGION)
+                    .create_filter()
+                    .detector_id(&detector)
+                    .name("hide-everything")
+                    .action(guardduty::types::FilterAction::Archive)
+                    .finding_criteria(criteria)
+                    .send()
+            );
+            // moto stores the filter but has no ListFilters: answer it for this detector.
+            fakes.push(
+                Fault::reply(r#"{"filterNames":["hide-everything"]}"#)
+                    .service("guardduty")
+                    .operation("ListFilters")
+                    .path_contains(&detector),
+            );
+        }
+        "guardduty-trusted-ip" => {
+            // moto has no IP sets at all: this is the state AWS would then report.
+            fakes.push(
+                Fault::reply(r#"{"ipSetIds":["0123abcd"]}"#)
+                    .service("guardduty")
+                    .operation("ListIPSets")
+                    .path_contains(&detector),
+            );
+            fakes.push(Fault::reply(r#"{"name":"office-vpn","format":"TXT","location":"https://s3.amazonaws.com/exfil-bucket/trusted.txt","status":"ACTIVE"}"#)
+                .service("guardduty").operation("GetIPSet").path_contains(&detector));
+        }
         "delete-guardduty" => {
             call!(
                 a,
@@ -490,8 +543,8 @@ pub async fn perform(
         }
     }
     let t = technique(id).expect("listed");
-    Ok(format!(
-        "{} ({}): {} in account {a}",
-        t.id, t.catalog, t.summary
-    ))
+    Ok(Performed {
+        summary: format!("{} ({}): {} in account {a}", t.id, t.catalog, t.summary),
+        fakes,
+    })
 }

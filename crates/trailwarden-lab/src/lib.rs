@@ -176,6 +176,18 @@ impl Lab {
             let regional = n == 2;
             accounts.push(estate::seed_account(&clients, &id, regional).await?);
         }
+        // GuardDuty operations moto lacks answer as an account without filters or IP sets
+        // would; attacks override them per detector.
+        proxy.add(
+            Fault::reply(r#"{"filterNames":[]}"#)
+                .service("guardduty")
+                .operation("ListFilters"),
+        );
+        proxy.add(
+            Fault::reply(r#"{"ipSetIds":[]}"#)
+                .service("guardduty")
+                .operation("ListIPSets"),
+        );
         for n in spec.accounts + 1..=spec.accounts + spec.denied_accounts {
             let id = account_id(n);
             proxy.add(Fault::deny_assume_role(&id));
@@ -217,7 +229,11 @@ impl Lab {
     /// Performs a technique of [`attacks::TECHNIQUES`] against a member account.
     pub async fn attack(&self, technique: &str, account: &str) -> Result<String, LabError> {
         let target = self.description.member(account)?;
-        attacks::perform(technique, &self.attacker(account).await, target).await
+        let done = attacks::perform(technique, &self.attacker(account).await, target).await?;
+        for fake in done.fakes {
+            self.proxy.add_first(fake);
+        }
+        Ok(done.summary)
     }
 }
 

@@ -106,7 +106,12 @@ async fn main() -> Result<()> {
             let target = lab.member(&account)?;
             let attacker = lab.attacker(&account).await;
             let done = trailwarden_lab::attacks::perform(&technique, &attacker, target).await?;
-            println!("{done}");
+            for fake in &done.fakes {
+                trailwarden_lab::trailwarden_moto::post_fault(&lab.endpoint, fake).with_context(
+                    || format!("installing a fake answer in the lab at {}", lab.endpoint),
+                )?;
+            }
+            println!("{}", done.summary);
             Ok(())
         }
         Command::Down { desc } => {

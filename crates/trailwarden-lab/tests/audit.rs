@@ -67,6 +67,8 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "shorten-retention" => &["log-group.retention-shortened"],
         "delete-metric-filter" => &["log-group.filters-changed"],
         "disable-guardduty" => &["guardduty.detector-disabled"],
+        "guardduty-trusted-ip" => &["guardduty.trusted-ip-set-added"],
+        "guardduty-suppression-filter" => &["guardduty.suppression-filter-added"],
         "delete-guardduty" => &["guardduty.detector-deleted"],
         "stop-config" => &["config.recorder-stopped"],
         "delete-flow-logs" => &["flow-logs.deleted"],

@@ -31,24 +31,32 @@ pub struct RequestInfo {
     pub body: String,
     /// The SDK's attempt number (`amz-sdk-request: attempt=N`); 1 when absent.
     pub attempt: u32,
+    /// The URI path.
+    pub path: String,
 }
 
 /// Identifies a fault added to a proxy, to count its hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultId(usize);
 
-/// A rule: requests that match every given field get this error instead of moto's answer.
-#[derive(Debug, Clone)]
+/// A rule: requests that match every given field get this answer instead of moto's: an
+/// AWS-shaped error, or (with `body`) a canned reply standing in for an operation moto lacks.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Fault {
     pub service: Option<String>,
     pub operation: Option<String>,
     pub region: Option<String>,
     pub body_contains: Option<String>,
-    /// How many matching requests to answer with the error; `None` is every one.
+    #[serde(default)]
+    pub path_contains: Option<String>,
+    /// How many matching requests to answer; `None` is every one.
     pub times: Option<u32>,
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// A canned JSON reply instead of an error (status 200 with this body).
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 impl Fault {
@@ -59,11 +67,27 @@ impl Fault {
             operation: None,
             region: None,
             body_contains: None,
+            path_contains: None,
             times: None,
             status,
             code: code.to_owned(),
             message: message.to_owned(),
+            body: None,
         }
+    }
+
+    /// A canned JSON answer for an operation the emulator does not implement (a fake, the
+    /// way tests stand in for APIs moto lacks).
+    pub fn reply(json: &str) -> Self {
+        Self {
+            body: Some(json.to_owned()),
+            ..Self::error(200, "", "")
+        }
+    }
+
+    pub fn path_contains(mut self, text: &str) -> Self {
+        self.path_contains = Some(text.to_owned());
+        self
     }
 
     /// Real AWS's answer when the caller may not assume a role.
@@ -108,7 +132,10 @@ impl Fault {
 
     fn matches(&self, info: &RequestInfo) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        eq(&self.service, &info.service)
+        self.path_contains
+            .as_deref()
+            .is_none_or(|p| info.path.contains(p))
+            && eq(&self.service, &info.service)
             && eq(&self.operation, &info.operation)
             && eq(&self.region, &info.region)
             && self
@@ -119,6 +146,14 @@ impl Fault {
     }
 
     fn response(&self, info: &RequestInfo, is_json: bool) -> Response<Full<Bytes>> {
+        if let Some(body) = &self.body {
+            let mut response = Response::new(Full::new(Bytes::from(body.clone())));
+            *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return response;
+        }
         let (content_type, body) = if is_json {
             (
                 "application/x-amz-json-1.1",
@@ -237,6 +272,15 @@ impl FaultProxy {
         FaultId(state.faults.len() - 1)
     }
 
+    /// Adds a fault that takes precedence over every fault added before it.
+    pub fn add_first(&self, fault: Fault) {
+        self.state
+            .lock()
+            .expect("fault proxy state")
+            .faults
+            .insert(0, (fault, 0));
+    }
+
     /// Removes every fault (counts of calls are kept).
     pub fn clear_faults(&self) {
         self.state.lock().expect("fault proxy state").faults.clear();
@@ -292,6 +336,24 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     if req.uri().path() == CALLS_PATH {
         return Ok(calls_report(&state));
+    }
+    if req.uri().path() == FAULTS_PATH && req.method() == hyper::Method::POST {
+        let body = req.into_body().collect().await?.to_bytes();
+        let (status, text) = match serde_json::from_slice::<Fault>(&body) {
+            Ok(fault) => {
+                // Added last wins: a later fake overrides an earlier default.
+                state
+                    .lock()
+                    .expect("fault proxy state")
+                    .faults
+                    .insert(0, (fault, 0));
+                (StatusCode::OK, "added".to_owned())
+            }
+            Err(e) => (StatusCode::BAD_REQUEST, format!("not a fault: {e}")),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(text)));
+        *response.status_mut() = status;
+        return Ok(response);
     }
     let (mut parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
@@ -362,6 +424,33 @@ async fn handle(
 
 /// Where the proxy reports its call counts, for tools outside the process (benchmarks).
 pub const CALLS_PATH: &str = "/__trailwarden_lab/calls";
+/// Where another process adds a fault (POST a JSON [`Fault`]); it takes precedence.
+pub const FAULTS_PATH: &str = "/__trailwarden_lab/faults";
+
+/// Adds a fault to a proxy served by another process (see [`FAULTS_PATH`]).
+pub fn post_fault(endpoint: &str, fault: &Fault) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let addr = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| std::io::Error::other(format!("not an http endpoint: {endpoint}")))?;
+    let body = serde_json::to_string(fault).map_err(std::io::Error::other)?;
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(
+        stream,
+        "POST {FAULTS_PATH} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    if reply.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "the proxy refused the fault: {}",
+            reply.lines().last().unwrap_or("")
+        )))
+    }
+}
 
 fn calls_report(state: &Mutex<State>) -> Response<Full<Bytes>> {
     let state = state.lock().expect("fault proxy state");
@@ -389,7 +478,10 @@ fn calls_report(state: &Mutex<State>) -> Response<Full<Bytes>> {
 }
 
 fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
-    let mut info = RequestInfo::default();
+    let mut info = RequestInfo {
+        path: parts.uri.path().to_owned(),
+        ..RequestInfo::default()
+    };
     // Authorization: AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/sts/aws4_request, ...
     if let Some(scope) = parts
         .headers
@@ -471,10 +563,15 @@ fn rest_operation(service: &str, method: &str, path: &str, query: Option<&str>) 
             "notification" => Some("GetBucketNotificationConfiguration"),
             "replication" => Some("GetBucketReplication"),
             "acl" => Some("GetBucketAcl"),
+            "object-lock" => Some("GetObjectLockConfiguration"),
             _ => None,
         },
         ("guardduty", "GET", ["detector"], _) => Some("ListDetectors"),
         ("guardduty", "GET", ["detector", _], _) => Some("GetDetector"),
+        ("guardduty", "GET", ["detector", _, "filter"], _) => Some("ListFilters"),
+        ("guardduty", "GET", ["detector", _, "filter", _], _) => Some("GetFilter"),
+        ("guardduty", "GET", ["detector", _, "ipset"], _) => Some("ListIPSets"),
+        ("guardduty", "GET", ["detector", _, "ipset", _], _) => Some("GetIPSet"),
         _ => None,
     };
     match known {

@@ -8,5 +8,7 @@
 mod fault_proxy;
 mod server;
 
-pub use fault_proxy::{CALLS_PATH, Fault, FaultId, FaultProxy, RequestInfo};
+pub use fault_proxy::{
+    CALLS_PATH, FAULTS_PATH, Fault, FaultId, FaultProxy, RequestInfo, post_fault,
+};
 pub use server::{HarnessError, MOTO_INSTALL_HINT, MotoServer};

@@ -137,6 +137,7 @@ mod tests {
             versioning: "Enabled".into(),
             mfa_delete: None,
             public_access_block: None,
+            object_lock: None,
             notifications: vec![],
             replication_rules: vec![],
         });
@@ -146,6 +147,8 @@ mod tests {
                 guardduty: Some(Detector {
                     id: "d1".into(),
                     status: "ENABLED".into(),
+                    filters: Some(vec![]),
+                    ip_sets: Some(vec![]),
                 }),
                 config_recorder: Some(ConfigRecorder {
                     name: "default".into(),

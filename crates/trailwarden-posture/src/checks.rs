@@ -55,6 +55,7 @@ checks! {
     BUCKET_VERSIONING_SUSPENDED = "bucket.versioning-suspended", Medium, "B6", "Log bucket versioning suspended";
     BUCKET_MFA_DELETE_OFF = "bucket.mfa-delete-off", Medium, "B6", "Log bucket MFA delete turned off";
     BUCKET_PUBLIC_ACCESS_WEAKENED = "bucket.public-access-block-weakened", High, "B6", "Log bucket public access block weakened";
+    BUCKET_OBJECT_LOCK_WEAKENED = "bucket.object-lock-weakened", High, "B5", "Log bucket Object Lock default retention weakened";
     BUCKET_NOTIFICATION_ADDED = "bucket.notification-added", High, "B4", "Log bucket sends object events to a target not in the baseline";
     BUCKET_REPLICATION_CHANGED = "bucket.replication-changed", Medium, "B6", "Log bucket replication changed";
     KEY_DELETED = "key.deleted", Critical, "C1", "Trail KMS key deleted";
@@ -66,6 +67,8 @@ checks! {
     LOG_GROUP_FILTERS_CHANGED = "log-group.filters-changed", Medium, "D3", "Log group metric or subscription filters removed or changed";
     GUARDDUTY_DELETED = "guardduty.detector-deleted", High, "E1", "GuardDuty detector deleted";
     GUARDDUTY_DISABLED = "guardduty.detector-disabled", High, "E1", "GuardDuty detector disabled";
+    GUARDDUTY_TRUSTED_IPS_ADDED = "guardduty.trusted-ip-set-added", High, "E2", "GuardDuty trusted IP list added (findings from it are suppressed)";
+    GUARDDUTY_FILTER_ADDED = "guardduty.suppression-filter-added", High, "E3", "GuardDuty suppression rule (auto-archive filter) added";
     CONFIG_RECORDER_DELETED = "config.recorder-deleted", High, "E5", "AWS Config recorder deleted";
     CONFIG_RECORDER_STOPPED = "config.recorder-stopped", High, "E5", "AWS Config recorder stopped";
     CONFIG_CHANNEL_DELETED = "config.delivery-channel-deleted", High, "E5", "AWS Config delivery channel deleted";
@@ -540,6 +543,29 @@ fn bucket_checks(r: &mut Report, baseline: &AccountSnapshot) {
                 );
             }
         }
+        if let Some(w) = &want.object_lock
+            && w.days.is_some()
+        {
+            let weaker = match &have.object_lock {
+                None => true,
+                Some(h) => {
+                    h.days.unwrap_or(0) < w.days.unwrap_or(0)
+                        || (w.mode.as_deref() == Some("COMPLIANCE")
+                            && h.mode.as_deref() != Some("COMPLIANCE"))
+                }
+            };
+            if weaker {
+                r.add(
+                    BUCKET_OBJECT_LOCK_WEAKENED,
+                    &region,
+                    &arn,
+                    Some(want.name.clone()),
+                    serde_json::to_value(w).ok(),
+                    serde_json::to_value(&have.object_lock).ok(),
+                    false,
+                );
+            }
+        }
         let added: Vec<_> = have
             .notifications
             .iter()
@@ -776,6 +802,41 @@ fn service_checks(r: &mut Report, baseline: &AccountSnapshot, read: &BTreeSet<&s
                             Some(json!(h.status)),
                             true,
                         );
+                    }
+                    if let (Some(wf), Some(hf)) = (&w.filters, &h.filters) {
+                        for f in hf
+                            .iter()
+                            .filter(|f| f.action == "ARCHIVE" && !wf.contains(f))
+                        {
+                            r.add(
+                                GUARDDUTY_FILTER_ADDED,
+                                region,
+                                &arn,
+                                Some(f.name.clone()),
+                                None,
+                                serde_json::to_value(f).ok(),
+                                true,
+                            );
+                        }
+                    }
+                    if let (Some(wi), Some(hi)) = (&w.ip_sets, &h.ip_sets) {
+                        let added = hi.iter().filter(|i| {
+                            i.status == "ACTIVE"
+                                && !wi
+                                    .iter()
+                                    .any(|b| b.status == "ACTIVE" && b.location == i.location)
+                        });
+                        for ip_set in added {
+                            r.add(
+                                GUARDDUTY_TRUSTED_IPS_ADDED,
+                                region,
+                                &arn,
+                                Some(format!("{} ({})", ip_set.name, ip_set.location)),
+                                None,
+                                serde_json::to_value(ip_set).ok(),
+                                true,
+                            );
+                        }
                     }
                 }
             }
@@ -1027,6 +1088,94 @@ mod tests {
         // The selector change explains the region: one finding, not two.
         assert_eq!(ids(&findings), ["trail.management-events-excluded"]);
         assert!(findings[0].title.contains("kms.amazonaws.com"));
+    }
+
+    #[test]
+    fn suppression_filters_trusted_ips_and_object_lock() {
+        use crate::snapshot::{Detector, DetectorFilter, IpSet, ObjectLock, RegionServices};
+        let detector = |filters: Vec<DetectorFilter>, ips: Vec<IpSet>| RegionServices {
+            guardduty: Some(Detector {
+                id: "d".into(),
+                status: "ENABLED".into(),
+                filters: Some(filters),
+                ip_sets: Some(ips),
+            }),
+            ..Default::default()
+        };
+        let mut baseline = account(vec![]);
+        baseline.services.insert(
+            "us-east-1".into(),
+            detector(
+                vec![DetectorFilter {
+                    name: "noise".into(),
+                    action: "ARCHIVE".into(),
+                }],
+                vec![],
+            ),
+        );
+        let mut observed = baseline.clone();
+        observed.services.insert(
+            "us-east-1".into(),
+            detector(
+                vec![
+                    DetectorFilter {
+                        name: "noise".into(),
+                        action: "ARCHIVE".into(),
+                    },
+                    DetectorFilter {
+                        name: "quiet".into(),
+                        action: "ARCHIVE".into(),
+                    },
+                    DetectorFilter {
+                        name: "look".into(),
+                        action: "NOOP".into(),
+                    },
+                ],
+                vec![IpSet {
+                    id: "i".into(),
+                    name: "office".into(),
+                    location: "s3://attacker/ips.txt".into(),
+                    status: "ACTIVE".into(),
+                }],
+            ),
+        );
+        let findings = audit_account(&baseline, &observed, &Settings::default());
+        assert_eq!(
+            ids(&findings),
+            [
+                "guardduty.suppression-filter-added",
+                "guardduty.trusted-ip-set-added"
+            ]
+        );
+        assert!(findings[0].title.contains("quiet"));
+
+        let bucket = |lock: Option<ObjectLock>| crate::snapshot::BucketSnapshot {
+            name: "logs".into(),
+            region: Some("us-east-1".into()),
+            exists: true,
+            policy: None,
+            lifecycle_rules: vec![],
+            versioning: "Enabled".into(),
+            mfa_delete: None,
+            public_access_block: None,
+            object_lock: lock,
+            notifications: vec![],
+            replication_rules: vec![],
+        };
+        let mut baseline = account(vec![]);
+        baseline.buckets.push(bucket(Some(ObjectLock {
+            mode: Some("COMPLIANCE".into()),
+            days: Some(365),
+        })));
+        let mut observed = account(vec![]);
+        observed.buckets.push(bucket(Some(ObjectLock {
+            mode: Some("GOVERNANCE".into()),
+            days: Some(1),
+        })));
+        assert_eq!(
+            ids(&audit_account(&baseline, &observed, &Settings::default())),
+            ["bucket.object-lock-weakened"]
+        );
     }
 
     #[test]

@@ -153,6 +153,9 @@ pub struct BucketSnapshot {
     /// `Enabled` / `Disabled`, when AWS reports it.
     pub mfa_delete: Option<String>,
     pub public_access_block: Option<PublicAccessBlock>,
+    /// Default Object Lock retention, when the bucket has Object Lock.
+    #[serde(default)]
+    pub object_lock: Option<ObjectLock>,
     #[serde(default)]
     pub notifications: Vec<NotificationTarget>,
     #[serde(default)]
@@ -170,6 +173,14 @@ pub struct LifecycleRule {
     /// An absolute expiration date (RFC 3339), when set.
     pub expiration_date: Option<String>,
     pub noncurrent_expiration_days: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    /// `COMPLIANCE` or `GOVERNANCE`; `None`: Object Lock on, no default retention.
+    pub mode: Option<String>,
+    /// Default retention in days (years are converted, 365 days each).
+    pub days: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +261,28 @@ pub struct RegionServices {
 pub struct Detector {
     pub id: String,
     /// `ENABLED` or `DISABLED`.
+    pub status: String,
+    /// Findings filters (an `ARCHIVE` one is a suppression rule); `None` when not read.
+    #[serde(default)]
+    pub filters: Option<Vec<DetectorFilter>>,
+    /// Trusted IP lists (findings from these addresses are not raised); `None` when not read.
+    #[serde(default)]
+    pub ip_sets: Option<Vec<IpSet>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DetectorFilter {
+    pub name: String,
+    /// `NOOP` or `ARCHIVE`.
+    pub action: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IpSet {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    /// `ACTIVE`, `INACTIVE`, ...
     pub status: String,
 }
 

@@ -212,6 +212,7 @@ fn assert_calls_allowed_by_docs_iam(lab: &Lab) {
             ("s3", "GetPublicAccessBlock") => "s3:GetBucketPublicAccessBlock".into(),
             ("s3", "GetBucketNotificationConfiguration") => "s3:GetBucketNotification".into(),
             ("s3", "GetBucketReplication") => "s3:GetReplicationConfiguration".into(),
+            ("s3", "GetObjectLockConfiguration") => "s3:GetBucketObjectLockConfiguration".into(),
             ("logs", op) => format!("logs:{op}"),
             _ => format!("{service}:{operation}"),
         };
