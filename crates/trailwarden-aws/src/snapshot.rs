@@ -40,10 +40,32 @@ pub struct Snapshots {
 
 type Result<T> = std::result::Result<T, Gap>;
 
-/// Reads the snapshot of every account, at most `concurrency` units of work at once.
+/// Resources to read in an account even if no trail names them any more (a baseline's: an
+/// attacker who detaches the key from the trail must not hide the key's state too).
+#[derive(Debug, Clone, Default)]
+pub struct AlsoRead {
+    pub buckets: BTreeSet<String>,
+    pub keys: BTreeSet<String>,
+    pub log_groups: BTreeSet<String>,
+}
+
+impl AlsoRead {
+    /// What a baseline snapshot of the account names.
+    pub fn from_snapshot(s: &AccountSnapshot) -> Self {
+        Self {
+            buckets: s.buckets.iter().map(|b| b.name.clone()).collect(),
+            keys: s.keys.iter().map(|k| k.arn.clone()).collect(),
+            log_groups: s.log_groups.iter().map(|g| g.arn.clone()).collect(),
+        }
+    }
+}
+
+/// Reads the snapshot of every account, at most `concurrency` units of work at once: the
+/// resources its own trails name, plus those in `also`.
 pub async fn snapshot_accounts(
     accounts: &[Account],
     concurrency: usize,
+    also: &BTreeMap<AccountId, AlsoRead>,
     on_step: &(dyn Fn(Phase) + Sync),
 ) -> Snapshots {
     let concurrency = concurrency.max(1);
@@ -115,9 +137,10 @@ pub async fn snapshot_accounts(
     for account in accounts {
         let snapshot = &snapshots[&account.id];
         let own = snapshot.trails.iter().filter(|t| !t.foreign);
-        let mut buckets = BTreeSet::new();
-        let mut keys = BTreeSet::new();
-        let mut groups = BTreeSet::new();
+        let extra = also.get(&account.id).cloned().unwrap_or_default();
+        let mut buckets = extra.buckets;
+        let mut keys = extra.keys;
+        let mut groups = extra.log_groups;
         for t in own {
             buckets.extend(t.s3_bucket.clone());
             keys.extend(t.kms_key_id.clone());

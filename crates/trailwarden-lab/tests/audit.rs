@@ -5,14 +5,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 use trailwarden_aws::ClientFactory;
 use trailwarden_aws::fanout::{self, Selection};
-use trailwarden_aws::snapshot::{Snapshots, snapshot_accounts};
+use trailwarden_aws::snapshot::{AlsoRead, Snapshots, snapshot_accounts};
 use trailwarden_lab::attacks::TECHNIQUES;
 use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, operator_options};
 use trailwarden_model::target::{AccountId, GapKind, RegionSelection};
 use trailwarden_moto::Fault;
 use trailwarden_posture::{Settings, audit_account};
 
-async fn read(lab: &Lab, regions: &RegionSelection) -> Snapshots {
+/// What a baseline names, so detached resources are still read.
+fn also(baseline: &Snapshots) -> BTreeMap<AccountId, AlsoRead> {
+    baseline
+        .accounts
+        .iter()
+        .map(|a| (a.account.clone(), AlsoRead::from_snapshot(a)))
+        .collect()
+}
+
+async fn read(
+    lab: &Lab,
+    regions: &RegionSelection,
+    also: &BTreeMap<AccountId, AlsoRead>,
+) -> Snapshots {
     let factory = ClientFactory::new(&operator_options(&lab.description.endpoint)).await;
     let selection = Selection {
         accounts: Some(
@@ -27,7 +40,7 @@ async fn read(lab: &Lab, regions: &RegionSelection) -> Snapshots {
         concurrency: 16,
     };
     let resolution = fanout::resolve(&factory, &selection).await.unwrap();
-    let mut snapshots = snapshot_accounts(&resolution.accounts, 16, &|_| {}).await;
+    let mut snapshots = snapshot_accounts(&resolution.accounts, 16, also, &|_| {}).await;
     snapshots.gaps.extend(resolution.gaps);
     snapshots
 }
@@ -87,7 +100,7 @@ async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_no
     .await
     .expect("lab");
     let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
-    let before = read(&lab, &regions).await;
+    let before = read(&lab, &regions, &BTreeMap::new()).await;
     assert!(before.gaps.is_empty(), "{:?}", before.gaps);
     let settings = Settings::default();
     for s in &before.accounts {
@@ -107,7 +120,7 @@ async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_no
         victim.insert(account.parse().unwrap(), technique.id);
     }
 
-    let after = read(&lab, &regions).await;
+    let after = read(&lab, &regions, &also(&before)).await;
     assert!(after.gaps.is_empty(), "{:?}", after.gaps);
     let mut failures = Vec::new();
     for observed in &after.accounts {
@@ -146,7 +159,7 @@ async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
     .await
     .expect("lab");
     let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
-    let before = read(&lab, &regions).await;
+    let before = read(&lab, &regions, &BTreeMap::new()).await;
     // The denied account is a gap from the start.
     assert_eq!(before.gaps.len(), 1, "{:?}", before.gaps);
     assert_eq!(before.gaps[0].kind, GapKind::AccessDenied);
@@ -162,7 +175,7 @@ async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
             .service("s3")
             .operation("GetBucketPolicy"),
     );
-    let after = read(&lab, &regions).await;
+    let after = read(&lab, &regions, &also(&before)).await;
     let ops: BTreeSet<(String, String)> = after
         .gaps
         .iter()
@@ -210,10 +223,10 @@ async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_sta
     })
     .await
     .expect("lab");
-    let before = read(&lab, &RegionSelection::AllEnabled).await;
+    let before = read(&lab, &RegionSelection::AllEnabled, &BTreeMap::new()).await;
     assert!(before.gaps.is_empty(), "{:?}", before.gaps);
     lab.attack("stop-logging", "100000000001").await.unwrap();
-    let after = read(&lab, &RegionSelection::AllEnabled).await;
+    let after = read(&lab, &RegionSelection::AllEnabled, &also(&before)).await;
     let settings = Settings::default();
     let findings: Vec<_> = after
         .accounts
@@ -240,4 +253,41 @@ async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_sta
             .unwrap(),
     );
     assert_eq!(blind.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_combined_attack_on_one_account_is_found_whole() {
+    // Detaching or deleting the trail must not hide what happened to its key and log group.
+    let lab = Lab::start(&LabSpec {
+        accounts: 1,
+        denied_accounts: 0,
+    })
+    .await
+    .expect("lab");
+    let regions = RegionSelection::List(vec!["us-east-1".into()]);
+    let before = read(&lab, &regions, &BTreeMap::new()).await;
+    for t in [
+        "delete-trail",
+        "schedule-key-deletion",
+        "delete-log-group",
+        "lifecycle-expiration",
+    ] {
+        lab.attack(t, "100000000001").await.unwrap();
+    }
+    let after = read(&lab, &regions, &also(&before)).await;
+    let findings = audit_account(
+        &before.accounts[0],
+        &after.accounts[0],
+        &Settings::default(),
+    );
+    let got: BTreeSet<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+    assert_eq!(
+        got,
+        BTreeSet::from([
+            "trail.deleted",
+            "key.pending-deletion",
+            "log-group.deleted",
+            "bucket.lifecycle-expires-logs"
+        ])
+    );
 }

@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod bucket_policy;
 pub mod checks;
+pub mod plan;
 pub mod selectors;
 pub mod snapshot;
 

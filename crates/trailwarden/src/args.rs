@@ -129,6 +129,55 @@ pub enum Command {
     /// Exit status: 0 clean, 1 findings or targets that could not be read (an unread target is
     /// never reported as clean), 2 the audit could not run.
     Audit(AuditArgs),
+
+    /// Restore the baseline: plan the API calls that undo every restorable finding of the
+    /// audit, and with --apply execute them, verify by reading the state again, and journal
+    /// every action.
+    ///
+    /// The plan only moves state toward the baseline, in a safe order (bucket and its policy,
+    /// key, log group, then the trail, its selectors, then logging). What this account cannot
+    /// restore (an organization trail seen from a member account, a deleted key) is escalated
+    /// with the reason and the account that must act. Without --apply nothing changes.
+    ///
+    /// Exit status: 0 everything restored or already good, 1 something is not restored (or,
+    /// without --apply, something would be), 2 could not run.
+    Remediate(RemediateArgs),
+
+    /// List the actions `remediate --apply` took, newest first.
+    Journal(JournalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemediateArgs {
+    /// The baseline to restore (written by `baseline capture`).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: std::path::PathBuf,
+    /// Execute the plan (default: print it and change nothing).
+    #[arg(long)]
+    pub apply: bool,
+    /// The local state store that journals every action (default: $TRAILWARDEN_STATE, else
+    /// $XDG_STATE_HOME/trailwarden/state.db, else ~/.local/state/trailwarden/state.db).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<std::path::PathBuf>,
+    /// How many times to read the state again while waiting for a restore to show.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub verify_attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// The local state store (see `remediate --state`).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<std::path::PathBuf>,
+    /// Only this account.
+    #[arg(long = "account", value_name = "ID")]
+    pub account: Option<String>,
+    /// Only this remediation run.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// At most this many entries.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Subcommand)]

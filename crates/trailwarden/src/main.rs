@@ -5,6 +5,7 @@ mod args;
 mod output;
 mod posture_cmd;
 mod progress;
+mod remediate_cmd;
 mod targets;
 mod trails_cmd;
 
@@ -57,6 +58,8 @@ async fn run(cli: Cli) -> u8 {
             posture_cmd::capture(&factory, g, &args).await
         }
         Command::Audit(args) => posture_cmd::audit(&factory, g, &args).await,
+        Command::Remediate(args) => remediate_cmd::remediate(&factory, g, &args).await,
+        Command::Journal(args) => remediate_cmd::journal(g, &args),
     };
     match result {
         Ok(code) => code,

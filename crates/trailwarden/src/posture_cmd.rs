@@ -13,12 +13,12 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 use trailwarden_aws::ClientFactory;
 use trailwarden_aws::fanout::{Account, Selection};
-use trailwarden_aws::snapshot::{Phase, Snapshots, snapshot_accounts};
+use trailwarden_aws::snapshot::{AlsoRead, Phase, Snapshots, snapshot_accounts};
 use trailwarden_model::finding::{Finding, rfc3339};
 use trailwarden_model::target::{AccountId, Gap, GapKind};
 use trailwarden_posture::{AccountSnapshot, Baseline, Settings, audit_account, coverage_matrix};
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -26,10 +26,11 @@ fn now() -> u64 {
 }
 
 /// Resolves the selection and reads every account's snapshot, with a progress bar.
-async fn read_state(
+pub(crate) async fn read_state(
     factory: &ClientFactory,
     selection: &Selection,
     g: &GlobalArgs,
+    baseline: Option<&Baseline>,
 ) -> Result<(Vec<Account>, Snapshots)> {
     let progress = Progress::new(g.quiet, "resolving accounts and regions", 0);
     let resolution = targets::resolve(factory, selection, &progress).await?;
@@ -51,8 +52,16 @@ async fn read_state(
         }
         progress.step();
     };
+    let also: BTreeMap<AccountId, AlsoRead> = baseline
+        .map(|b| {
+            b.accounts
+                .iter()
+                .map(|a| (a.account.clone(), AlsoRead::from_snapshot(a)))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut snapshots =
-        snapshot_accounts(&resolution.accounts, selection.concurrency, &on_step).await;
+        snapshot_accounts(&resolution.accounts, selection.concurrency, &also, &on_step).await;
     progress.finish();
     let mut gaps = resolution.gaps;
     gaps.append(&mut snapshots.gaps);
@@ -62,7 +71,7 @@ async fn read_state(
 
 pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs) -> Result<u8> {
     let selection = targets::selection(g, None);
-    let (_, snapshots) = read_state(factory, &selection, g).await?;
+    let (_, snapshots) = read_state(factory, &selection, g, None).await?;
     if !snapshots.gaps.is_empty() {
         eprint!("{}", gap_lines(&snapshots.gaps));
         if !args.allow_gaps {
@@ -172,7 +181,7 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         .map(|a| a.account.clone())
         .collect();
     let selection = targets::selection(g, Some(baseline_ids));
-    let (_, snapshots) = read_state(factory, &selection, g).await?;
+    let (_, snapshots) = read_state(factory, &selection, g, Some(&baseline)).await?;
     let mut gaps = snapshots.gaps;
     let mut findings = Vec::new();
     let mut accounts = Vec::new();

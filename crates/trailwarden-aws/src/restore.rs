@@ -1,0 +1,719 @@
+//! Executing a restore plan: each step's API calls, in the region the step names. A failed
+//! call stops its step and is reported with the IAM permission it needed; the other steps go on.
+
+use crate::failure::{GapScope, gap_from_sdk};
+use crate::fanout::Account;
+use aws_sdk_cloudtrail::types as ct;
+use aws_sdk_s3::types as s3t;
+use trailwarden_model::target::Gap;
+use trailwarden_posture::plan::{Action, Step};
+use trailwarden_posture::snapshot::{
+    BucketSnapshot, EventSelectors, LifecycleRule, LogGroupSnapshot, NotificationTarget,
+    TrailSnapshot,
+};
+
+type Result<T> = std::result::Result<T, Gap>;
+
+macro_rules! call {
+    ($account:expr, $region:expr, $op:literal, $fut:expr) => {
+        $fut.await.map_err(|e| {
+            permission_gap(gap_from_sdk(
+                &e,
+                &$account.id,
+                Some($region),
+                $op,
+                GapScope::Region,
+            ))
+        })?
+    };
+}
+
+/// Says which permission was missing when IAM denied the call.
+fn permission_gap(mut gap: Gap) -> Gap {
+    if gap.kind == trailwarden_model::target::GapKind::AccessDenied {
+        gap.message = format!("missing permission {}: {}", gap.operation, gap.message);
+    }
+    gap
+}
+
+/// Runs one step of a plan.
+pub async fn apply(account: &Account, step: &Step) -> Result<()> {
+    let r = step.region.as_str();
+    let c = &account.clients;
+    match &step.action {
+        Action::CreateBucket { bucket } => create_bucket(account, bucket).await?,
+        Action::PutBucketPolicy {
+            bucket,
+            region,
+            policy,
+        } => {
+            call!(
+                account,
+                region,
+                "s3:PutBucketPolicy",
+                c.s3(region)
+                    .put_bucket_policy()
+                    .bucket(bucket)
+                    .policy(policy)
+                    .send()
+            );
+        }
+        Action::RestoreLifecycle {
+            bucket,
+            region,
+            rules,
+        } => restore_lifecycle(account, bucket, region, rules).await?,
+        Action::EnableVersioning { bucket, region } => {
+            call!(
+                account,
+                region,
+                "s3:PutBucketVersioning",
+                c.s3(region)
+                    .put_bucket_versioning()
+                    .bucket(bucket)
+                    .versioning_configuration(
+                        s3t::VersioningConfiguration::builder()
+                            .status(s3t::BucketVersioningStatus::Enabled)
+                            .build()
+                    )
+                    .send()
+            );
+        }
+        Action::RestorePublicAccessBlock {
+            bucket,
+            region,
+            block,
+        } => {
+            call!(
+                account,
+                region,
+                "s3:PutBucketPublicAccessBlock",
+                c.s3(region)
+                    .put_public_access_block()
+                    .bucket(bucket)
+                    .public_access_block_configuration(
+                        s3t::PublicAccessBlockConfiguration::builder()
+                            .block_public_acls(block.block_public_acls)
+                            .ignore_public_acls(block.ignore_public_acls)
+                            .block_public_policy(block.block_public_policy)
+                            .restrict_public_buckets(block.restrict_public_buckets)
+                            .build()
+                    )
+                    .send()
+            );
+        }
+        Action::RestoreNotifications {
+            bucket,
+            region,
+            targets,
+        } => restore_notifications(account, bucket, region, targets).await?,
+        Action::CancelKeyDeletion { key } => {
+            call!(
+                account,
+                &key.region,
+                "kms:CancelKeyDeletion",
+                c.kms(&key.region)
+                    .cancel_key_deletion()
+                    .key_id(key_id(&key.arn))
+                    .send()
+            );
+        }
+        Action::EnableKey { key } => {
+            call!(
+                account,
+                &key.region,
+                "kms:EnableKey",
+                c.kms(&key.region)
+                    .enable_key()
+                    .key_id(key_id(&key.arn))
+                    .send()
+            );
+        }
+        Action::PutKeyPolicy { key } => {
+            call!(
+                account,
+                &key.region,
+                "kms:PutKeyPolicy",
+                c.kms(&key.region)
+                    .put_key_policy()
+                    .key_id(key_id(&key.arn))
+                    .policy_name("default")
+                    .policy(key.policy.clone().unwrap_or_default())
+                    .send()
+            );
+        }
+        Action::CreateLogGroup { group } => {
+            call!(
+                account,
+                &group.region,
+                "logs:CreateLogGroup",
+                c.logs(&group.region)
+                    .create_log_group()
+                    .log_group_name(&group.name)
+                    .send()
+            );
+            put_retention(account, group).await?;
+            restore_log_filters(account, group).await?;
+        }
+        Action::PutRetention { group } => put_retention(account, group).await?,
+        Action::RestoreLogFilters { group } => restore_log_filters(account, group).await?,
+        Action::CreateTrail { trail } => create_trail(account, trail).await?,
+        Action::UpdateTrail { trail } => update_trail(account, trail).await?,
+        Action::PutEventSelectors { trail, selectors } => {
+            put_selectors(account, trail, selectors).await?
+        }
+        Action::PutInsightSelectors { trail, insights } => {
+            put_insights(account, trail, insights).await?
+        }
+        Action::StartLogging { trail } => {
+            // By name in the home region: what AWS and emulators both accept for own trails.
+            call!(
+                account,
+                &trail.home_region,
+                "cloudtrail:StartLogging",
+                c.cloudtrail(&trail.home_region)
+                    .start_logging()
+                    .name(&trail.name)
+                    .send()
+            );
+        }
+        Action::EnableDetector {
+            region,
+            detector_id,
+        } => {
+            call!(
+                account,
+                region,
+                "guardduty:UpdateDetector",
+                c.guardduty(region)
+                    .update_detector()
+                    .detector_id(detector_id)
+                    .enable(true)
+                    .send()
+            );
+        }
+        Action::CreateDetector { region } => {
+            call!(
+                account,
+                region,
+                "guardduty:CreateDetector",
+                c.guardduty(region).create_detector().enable(true).send()
+            );
+        }
+        Action::DeleteDetectorFilter {
+            region,
+            detector_id,
+            name,
+        } => {
+            call!(
+                account,
+                region,
+                "guardduty:DeleteFilter",
+                c.guardduty(region)
+                    .delete_filter()
+                    .detector_id(detector_id)
+                    .filter_name(name)
+                    .send()
+            );
+        }
+        Action::DeactivateIpSet {
+            region,
+            detector_id,
+            ip_set_id,
+        } => {
+            call!(
+                account,
+                region,
+                "guardduty:UpdateIPSet",
+                c.guardduty(region)
+                    .update_ip_set()
+                    .detector_id(detector_id)
+                    .ip_set_id(ip_set_id)
+                    .activate(false)
+                    .send()
+            );
+        }
+        Action::StartConfigRecorder { region, name } => {
+            call!(
+                account,
+                region,
+                "config:StartConfigurationRecorder",
+                c.config(region)
+                    .start_configuration_recorder()
+                    .configuration_recorder_name(name)
+                    .send()
+            );
+        }
+        Action::CreateFlowLogs { region, flow } => {
+            let resource_type = match flow.resource_id.split('-').next() {
+                Some("subnet") => aws_sdk_ec2::types::FlowLogsResourceType::Subnet,
+                Some("eni") => aws_sdk_ec2::types::FlowLogsResourceType::NetworkInterface,
+                _ => aws_sdk_ec2::types::FlowLogsResourceType::Vpc,
+            };
+            let mut req = c
+                .ec2(region)
+                .create_flow_logs()
+                .resource_ids(&flow.resource_id)
+                .resource_type(resource_type)
+                .traffic_type(aws_sdk_ec2::types::TrafficType::from(
+                    flow.traffic_type.as_deref().unwrap_or("ALL"),
+                ))
+                .set_deliver_logs_permission_arn(flow.deliver_logs_role_arn.clone());
+            match flow.destination_type.as_deref() {
+                Some("s3") | Some("kinesis-data-firehose") => {
+                    req = req
+                        .log_destination_type(aws_sdk_ec2::types::LogDestinationType::from(
+                            flow.destination_type.as_deref().unwrap_or("s3"),
+                        ))
+                        .set_log_destination(flow.destination.clone());
+                }
+                _ => req = req.set_log_group_name(flow.destination.clone()),
+            }
+            call!(account, region, "ec2:CreateFlowLogs", req.send());
+        }
+    }
+    let _ = r;
+    Ok(())
+}
+
+fn key_id(arn: &str) -> &str {
+    // The bare id works for a key in the caller's own account and region (the only keys a
+    // restore touches), and is what emulators accept.
+    arn.rsplit_once("key/").map(|(_, id)| id).unwrap_or(arn)
+}
+
+async fn create_bucket(account: &Account, b: &BucketSnapshot) -> Result<()> {
+    let region = b.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let s3 = account.clients.s3(&region);
+    let mut req = s3.create_bucket().bucket(&b.name);
+    if region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            s3t::CreateBucketConfiguration::builder()
+                .location_constraint(s3t::BucketLocationConstraint::from(region.as_str()))
+                .build(),
+        );
+    }
+    call!(account, &region, "s3:CreateBucket", req.send());
+    if let Some(policy) = &b.policy {
+        call!(
+            account,
+            &region,
+            "s3:PutBucketPolicy",
+            s3.put_bucket_policy().bucket(&b.name).policy(policy).send()
+        );
+    }
+    if b.versioning == "Enabled" {
+        call!(
+            account,
+            &region,
+            "s3:PutBucketVersioning",
+            s3.put_bucket_versioning()
+                .bucket(&b.name)
+                .versioning_configuration(
+                    s3t::VersioningConfiguration::builder()
+                        .status(s3t::BucketVersioningStatus::Enabled)
+                        .build()
+                )
+                .send()
+        );
+    }
+    if let Some(block) = b.public_access_block {
+        call!(
+            account,
+            &region,
+            "s3:PutBucketPublicAccessBlock",
+            s3.put_public_access_block()
+                .bucket(&b.name)
+                .public_access_block_configuration(
+                    s3t::PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(block.block_public_acls)
+                        .ignore_public_acls(block.ignore_public_acls)
+                        .block_public_policy(block.block_public_policy)
+                        .restrict_public_buckets(block.restrict_public_buckets)
+                        .build()
+                )
+                .send()
+        );
+    }
+    if !b.lifecycle_rules.is_empty() {
+        restore_lifecycle(account, &b.name, &region, &b.lifecycle_rules).await?;
+    }
+    if !b.notifications.is_empty() {
+        restore_notifications(account, &b.name, &region, &b.notifications).await?;
+    }
+    Ok(())
+}
+
+async fn restore_lifecycle(
+    account: &Account,
+    bucket: &str,
+    region: &str,
+    rules: &[LifecycleRule],
+) -> Result<()> {
+    let s3 = account.clients.s3(region);
+    if rules.is_empty() {
+        call!(
+            account,
+            region,
+            "s3:PutLifecycleConfiguration",
+            s3.delete_bucket_lifecycle().bucket(bucket).send()
+        );
+        return Ok(());
+    }
+    let mut built = Vec::new();
+    for rule in rules {
+        let mut b = s3t::LifecycleRule::builder()
+            .set_id(rule.id.clone())
+            .status(s3t::ExpirationStatus::from(rule.status.as_str()))
+            .filter(
+                s3t::LifecycleRuleFilter::builder()
+                    .prefix(&rule.prefix)
+                    .build(),
+            );
+        if rule.expiration_days.is_some() || rule.expiration_date.is_some() {
+            let mut e = s3t::LifecycleExpiration::builder().set_days(rule.expiration_days);
+            if let Some(date) = rule.expiration_date.as_deref().and_then(|d| {
+                aws_smithy_types::DateTime::from_str(
+                    d,
+                    aws_smithy_types::date_time::Format::DateTime,
+                )
+                .ok()
+            }) {
+                e = e.date(date);
+            }
+            b = b.expiration(e.build());
+        }
+        if let Some(days) = rule.noncurrent_expiration_days {
+            b = b.noncurrent_version_expiration(
+                s3t::NoncurrentVersionExpiration::builder()
+                    .noncurrent_days(days)
+                    .build(),
+            );
+        }
+        built.push(
+            b.build()
+                .map_err(|e| build_gap(account, region, "s3:PutLifecycleConfiguration", e))?,
+        );
+    }
+    let config = s3t::BucketLifecycleConfiguration::builder()
+        .set_rules(Some(built))
+        .build()
+        .map_err(|e| build_gap(account, region, "s3:PutLifecycleConfiguration", e))?;
+    call!(
+        account,
+        region,
+        "s3:PutLifecycleConfiguration",
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(config)
+            .send()
+    );
+    Ok(())
+}
+
+async fn restore_notifications(
+    account: &Account,
+    bucket: &str,
+    region: &str,
+    targets: &[NotificationTarget],
+) -> Result<()> {
+    let mut config = s3t::NotificationConfiguration::builder();
+    for t in targets {
+        let events: Vec<s3t::Event> = t
+            .events
+            .iter()
+            .map(|e| s3t::Event::from(e.as_str()))
+            .collect();
+        match t.kind.as_str() {
+            "lambda" => {
+                config = config.lambda_function_configurations(
+                    s3t::LambdaFunctionConfiguration::builder()
+                        .lambda_function_arn(&t.arn)
+                        .set_events(Some(events))
+                        .build()
+                        .map_err(|e| build_gap(account, region, "s3:PutBucketNotification", e))?,
+                )
+            }
+            "sqs" => {
+                config = config.queue_configurations(
+                    s3t::QueueConfiguration::builder()
+                        .queue_arn(&t.arn)
+                        .set_events(Some(events))
+                        .build()
+                        .map_err(|e| build_gap(account, region, "s3:PutBucketNotification", e))?,
+                )
+            }
+            "sns" => {
+                config = config.topic_configurations(
+                    s3t::TopicConfiguration::builder()
+                        .topic_arn(&t.arn)
+                        .set_events(Some(events))
+                        .build()
+                        .map_err(|e| build_gap(account, region, "s3:PutBucketNotification", e))?,
+                )
+            }
+            _ => {
+                config = config
+                    .event_bridge_configuration(s3t::EventBridgeConfiguration::builder().build())
+            }
+        }
+    }
+    call!(
+        account,
+        region,
+        "s3:PutBucketNotification",
+        account
+            .clients
+            .s3(region)
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(config.build())
+            .send()
+    );
+    Ok(())
+}
+
+fn build_gap(account: &Account, region: &str, op: &str, e: impl std::fmt::Display) -> Gap {
+    Gap {
+        account: account.id.clone(),
+        region: Some(region.to_owned()),
+        operation: op.to_owned(),
+        kind: trailwarden_model::target::GapKind::ServiceError,
+        code: None,
+        message: format!("the baseline's value cannot be sent: {e}"),
+    }
+}
+
+async fn put_retention(account: &Account, g: &LogGroupSnapshot) -> Result<()> {
+    let logs = account.clients.logs(&g.region);
+    match g.retention_days {
+        Some(days) => {
+            call!(
+                account,
+                &g.region,
+                "logs:PutRetentionPolicy",
+                logs.put_retention_policy()
+                    .log_group_name(&g.name)
+                    .retention_in_days(days)
+                    .send()
+            );
+        }
+        None => {
+            call!(
+                account,
+                &g.region,
+                "logs:PutRetentionPolicy",
+                logs.delete_retention_policy()
+                    .log_group_name(&g.name)
+                    .send()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn restore_log_filters(account: &Account, g: &LogGroupSnapshot) -> Result<()> {
+    let logs = account.clients.logs(&g.region);
+    for f in &g.metric_filters {
+        let (namespace, name) = f
+            .target
+            .as_deref()
+            .and_then(|t| t.split_once('/'))
+            .unwrap_or(("trailwarden", f.name.as_str()));
+        let transformation = aws_sdk_cloudwatchlogs::types::MetricTransformation::builder()
+            .metric_namespace(namespace)
+            .metric_name(name)
+            .metric_value("1")
+            .build()
+            .map_err(|e| build_gap(account, &g.region, "logs:PutMetricFilter", e))?;
+        call!(
+            account,
+            &g.region,
+            "logs:PutMetricFilter",
+            logs.put_metric_filter()
+                .log_group_name(&g.name)
+                .filter_name(&f.name)
+                .filter_pattern(&f.pattern)
+                .metric_transformations(transformation)
+                .send()
+        );
+    }
+    for f in &g.subscription_filters {
+        call!(
+            account,
+            &g.region,
+            "logs:PutSubscriptionFilter",
+            logs.put_subscription_filter()
+                .log_group_name(&g.name)
+                .filter_name(&f.name)
+                .filter_pattern(&f.pattern)
+                .destination_arn(f.target.clone().unwrap_or_default())
+                .send()
+        );
+    }
+    Ok(())
+}
+
+async fn create_trail(account: &Account, t: &TrailSnapshot) -> Result<()> {
+    let client = account.clients.cloudtrail(&t.home_region);
+    let mut req = client
+        .create_trail()
+        .name(&t.name)
+        .s3_bucket_name(t.s3_bucket.clone().unwrap_or_default())
+        .set_s3_key_prefix(t.s3_key_prefix.clone())
+        .set_sns_topic_name(t.sns_topic_arn.clone())
+        .include_global_service_events(t.include_global_service_events)
+        .is_multi_region_trail(t.multi_region)
+        .enable_log_file_validation(t.log_file_validation)
+        .set_kms_key_id(t.kms_key_id.clone())
+        .set_cloud_watch_logs_log_group_arn(t.cloudwatch_logs_log_group_arn.clone())
+        .set_cloud_watch_logs_role_arn(t.cloudwatch_logs_role_arn.clone())
+        .is_organization_trail(t.organization);
+    for (k, v) in &t.tags {
+        req = req.tags_list(
+            ct::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| build_gap(account, &t.home_region, "cloudtrail:CreateTrail", e))?,
+        );
+    }
+    call!(
+        account,
+        &t.home_region,
+        "cloudtrail:CreateTrail",
+        req.send()
+    );
+    if let Some(selectors) = &t.event_selectors
+        && (!selectors.basic.is_empty() || !selectors.advanced.is_empty())
+    {
+        put_selectors(account, t, selectors).await?;
+    }
+    if let Some(insights) = t.insight_selectors.as_ref().filter(|i| !i.is_empty()) {
+        put_insights(account, t, insights).await?;
+    }
+    if t.logging {
+        call!(
+            account,
+            &t.home_region,
+            "cloudtrail:StartLogging",
+            client.start_logging().name(&t.name).send()
+        );
+    }
+    Ok(())
+}
+
+async fn update_trail(account: &Account, t: &TrailSnapshot) -> Result<()> {
+    // Empty strings clear a setting, so a setting the baseline lacks is removed again.
+    let empty = |v: &Option<String>| Some(v.clone().unwrap_or_default());
+    call!(
+        account,
+        &t.home_region,
+        "cloudtrail:UpdateTrail",
+        account
+            .clients
+            .cloudtrail(&t.home_region)
+            .update_trail()
+            .name(&t.name)
+            .set_s3_bucket_name(t.s3_bucket.clone())
+            .set_s3_key_prefix(empty(&t.s3_key_prefix))
+            .set_sns_topic_name(empty(&t.sns_topic_arn))
+            .include_global_service_events(t.include_global_service_events)
+            .is_multi_region_trail(t.multi_region)
+            .enable_log_file_validation(t.log_file_validation)
+            .set_kms_key_id(empty(&t.kms_key_id))
+            .set_cloud_watch_logs_log_group_arn(empty(&t.cloudwatch_logs_log_group_arn))
+            .set_cloud_watch_logs_role_arn(empty(&t.cloudwatch_logs_role_arn))
+            .send()
+    );
+    Ok(())
+}
+
+async fn put_selectors(account: &Account, t: &TrailSnapshot, s: &EventSelectors) -> Result<()> {
+    let mut req = account
+        .clients
+        .cloudtrail(&t.home_region)
+        .put_event_selectors()
+        .trail_name(&t.name);
+    if !s.advanced.is_empty() {
+        for a in &s.advanced {
+            let mut fields = Vec::new();
+            for f in &a.field_selectors {
+                fields.push(
+                    ct::AdvancedFieldSelector::builder()
+                        .field(&f.field)
+                        .set_equals(Some(f.equals.clone()).filter(|v| !v.is_empty()))
+                        .set_starts_with(Some(f.starts_with.clone()).filter(|v| !v.is_empty()))
+                        .set_ends_with(Some(f.ends_with.clone()).filter(|v| !v.is_empty()))
+                        .set_not_equals(Some(f.not_equals.clone()).filter(|v| !v.is_empty()))
+                        .set_not_starts_with(
+                            Some(f.not_starts_with.clone()).filter(|v| !v.is_empty()),
+                        )
+                        .set_not_ends_with(Some(f.not_ends_with.clone()).filter(|v| !v.is_empty()))
+                        .build()
+                        .map_err(|e| {
+                            build_gap(account, &t.home_region, "cloudtrail:PutEventSelectors", e)
+                        })?,
+                );
+            }
+            req = req.advanced_event_selectors(
+                ct::AdvancedEventSelector::builder()
+                    .set_name(a.name.clone())
+                    .set_field_selectors(Some(fields))
+                    .build()
+                    .map_err(|e| {
+                        build_gap(account, &t.home_region, "cloudtrail:PutEventSelectors", e)
+                    })?,
+            );
+        }
+    } else {
+        for b in &s.basic {
+            let mut sel = ct::EventSelector::builder()
+                .read_write_type(ct::ReadWriteType::from(b.read_write_type.as_str()))
+                .include_management_events(b.include_management_events)
+                .set_exclude_management_event_sources(Some(
+                    b.exclude_management_event_sources.clone(),
+                ));
+            for d in &b.data_resources {
+                sel = sel.data_resources(
+                    ct::DataResource::builder()
+                        .r#type(&d.resource_type)
+                        .set_values(Some(d.values.clone()))
+                        .build(),
+                );
+            }
+            req = req.event_selectors(sel.build());
+        }
+    }
+    call!(
+        account,
+        &t.home_region,
+        "cloudtrail:PutEventSelectors",
+        req.send()
+    );
+    Ok(())
+}
+
+async fn put_insights(account: &Account, t: &TrailSnapshot, insights: &[String]) -> Result<()> {
+    let selectors: Vec<ct::InsightSelector> = insights
+        .iter()
+        .map(|i| {
+            ct::InsightSelector::builder()
+                .insight_type(ct::InsightType::from(i.as_str()))
+                .build()
+        })
+        .collect();
+    call!(
+        account,
+        &t.home_region,
+        "cloudtrail:PutInsightSelectors",
+        account
+            .clients
+            .cloudtrail(&t.home_region)
+            .put_insight_selectors()
+            .trail_name(&t.name)
+            .set_insight_selectors(Some(selectors))
+            .send()
+    );
+    Ok(())
+}

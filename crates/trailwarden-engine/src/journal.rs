@@ -1,0 +1,602 @@
+//! The journal: a local SQLite file holding one row per action trailwarden took or declined
+//! to take (restoring a trail's logging, verifying it, skipping it), so that every change it
+//! makes to an account can be shown and audited afterwards.
+//!
+//! Several processes may write the same file at once (the CLI and a long-running service):
+//! the file is in WAL mode and every handle waits up to [`BUSY_TIMEOUT`] for a lock. One
+//! [`Journal`] belongs to one thread; open another handle for another thread.
+//!
+//! The schema is versioned with `PRAGMA user_version` and the file is marked with
+//! `PRAGMA application_id`. Opening a file written by a newer trailwarden is refused, never
+//! downgraded; opening a SQLite file that belongs to something else is refused, never written.
+//!
+//! **No secrets.** Callers must not pass credentials in [`NewEntry::parameters`] (or in any
+//! other field): the journal is a plain file that people read and share. As a guard,
+//! [`Journal::record`] refuses parameters with a key that looks like a secret.
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, Row, ToSql, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a write waits for another process's lock before it fails. Writes are single
+/// short inserts, so a wait this long means something is stuck, not busy.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Marks the file as a trailwarden journal ("TWJL"), so a foreign database is never used.
+const APPLICATION_ID: i32 = 0x5457_4A4C;
+
+/// `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    // AUTOINCREMENT so that an id is never reused, even after rows are deleted: entries are
+    // cited by id in reports.
+    "CREATE TABLE entries (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id     TEXT NOT NULL,
+        time       TEXT NOT NULL,
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        resource   TEXT NOT NULL,
+        call       TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        error      TEXT,
+        finding    TEXT
+    );
+    CREATE INDEX entries_account_time ON entries (account, time);
+    CREATE INDEX entries_time ON entries (time);
+    CREATE INDEX entries_run ON entries (run_id);",
+];
+
+/// Parameter keys containing one of these (compared lowercased, with everything but letters
+/// and digits removed, so `Session_Token` matches) are refused by [`Journal::record`].
+/// `secret` already covers `secretaccesskey`; both are listed so the list reads as intended.
+const SECRET_KEY_WORDS: [&str; 4] = ["secretaccesskey", "sessiontoken", "password", "secret"];
+
+const COLUMNS: &str =
+    "id, run_id, time, account, region, resource, call, parameters, outcome, error, finding";
+
+/// What happened to one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The call was made and succeeded.
+    Applied,
+    /// The call was made and failed; [`Entry::error`] says why.
+    Failed,
+    /// The call was not made (dry run, excluded, nothing to do).
+    Skipped,
+    /// The setting was read back after a change and found as intended.
+    Verified,
+    /// The setting was read back after a change and found still wrong.
+    NotRestored,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Self::Applied,
+        Self::Failed,
+        Self::Skipped,
+        Self::Verified,
+        Self::NotRestored,
+    ];
+
+    /// The stored (and serialized) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Verified => "verified",
+            Self::NotRestored => "notrestored",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text is not one of the [`Outcome`] names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an outcome (applied, failed, skipped, verified, notrestored)")]
+pub struct OutcomeParseError(pub String);
+
+impl FromStr for Outcome {
+    type Err = OutcomeParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| OutcomeParseError(s.to_owned()))
+    }
+}
+
+impl ToSql for Outcome {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl FromSql for Outcome {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// One action to record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEntry {
+    /// Groups the entries of one invocation (one CLI run, one service cycle).
+    pub run_id: String,
+    /// When the action was taken, RFC 3339 in UTC with a `Z` (`2025-01-31T12:00:00Z`): rows
+    /// are ordered and filtered by comparing this text, which matches time order only then.
+    pub time: String,
+    pub account: String,
+    pub region: String,
+    /// The resource acted on, usually a trail ARN.
+    pub resource: String,
+    /// The API call, e.g. `cloudtrail:StartLogging`.
+    pub call: String,
+    /// The call's parameters. Must not hold secrets: see the module docs.
+    pub parameters: serde_json::Value,
+    pub outcome: Outcome,
+    /// Why the call failed, for [`Outcome::Failed`] and [`Outcome::NotRestored`].
+    pub error: Option<String>,
+    /// The rule id of the finding this action answers, e.g. `trail.logging-stopped`.
+    pub finding: Option<String>,
+}
+
+/// One recorded action, as read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The row id, never reused.
+    pub id: i64,
+    pub run_id: String,
+    pub time: String,
+    pub account: String,
+    pub region: String,
+    pub resource: String,
+    pub call: String,
+    pub parameters: serde_json::Value,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub finding: Option<String>,
+}
+
+impl Entry {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        let parameters: String = row.get(7)?;
+        let parameters = serde_json::from_str(&parameters).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        Ok(Self {
+            id: row.get(0)?,
+            run_id: row.get(1)?,
+            time: row.get(2)?,
+            account: row.get(3)?,
+            region: row.get(4)?,
+            resource: row.get(5)?,
+            call: row.get(6)?,
+            parameters,
+            outcome: row.get(8)?,
+            error: row.get(9)?,
+            finding: row.get(10)?,
+        })
+    }
+}
+
+/// Which entries [`Journal::list`] returns; every field left `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub account: Option<String>,
+    pub run_id: Option<String>,
+    /// Entries at or after this RFC 3339 time (compared as text, like [`NewEntry::time`]).
+    pub since: Option<String>,
+    /// At most this many entries, the newest ones.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {}: cannot create its folder {}: {source}", path.display(), dir.display())]
+    CreateDir {
+        path: PathBuf,
+        dir: PathBuf,
+        source: io::Error,
+    },
+    #[error("journal {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "journal {}: schema version {found} was written by a newer trailwarden; this one knows \
+         up to version {known} and leaves the file as it is",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "journal {}: a SQLite database, but not a trailwarden journal (application_id {application_id:#x}, \
+         user_version {user_version}); refusing to use it",
+        path.display()
+    )]
+    NotAJournal {
+        path: PathBuf,
+        application_id: i32,
+        user_version: i64,
+    },
+    #[error(
+        "journal {}: refusing to record {call}: parameter {key} looks like a secret, and the \
+         journal must never hold credentials",
+        path.display()
+    )]
+    SecretParameter {
+        path: PathBuf,
+        call: String,
+        /// Where the key is in the parameters, e.g. `Credentials.SessionToken`. Never the value.
+        key: String,
+    },
+    #[error(
+        "journal: no place for the state database: set TRAILWARDEN_STATE (a file), \
+         XDG_STATE_HOME or HOME"
+    )]
+    NoDefaultPath,
+}
+
+/// An open journal file.
+#[derive(Debug)]
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Opens (creating the file, parent folders and schema if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
+                path: path.to_owned(),
+                dir: dir.to_owned(),
+                source,
+            })?;
+        }
+        let sql = |source| JournalError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        // No SQLITE_OPEN_URI: the path is a file name, even if it starts with "file:".
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        // The first statement that reads the file: a corrupt one fails here. Where WAL is not
+        // possible (some network file systems) SQLite keeps a rollback journal, which is
+        // slower with several writers but still correct, so the answer is not checked.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+            .map_err(sql)?;
+        prepare_schema(&mut conn, path)?;
+        Ok(Journal {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The default path: `$TRAILWARDEN_STATE` if set, else
+    /// `$XDG_STATE_HOME/trailwarden/state.db`, else `$HOME/.local/state/trailwarden/state.db`.
+    /// Empty variables count as unset, and a relative `XDG_STATE_HOME` is ignored (as the XDG
+    /// spec says).
+    pub fn default_path() -> Result<PathBuf, JournalError> {
+        resolve_default_path(
+            std::env::var_os("TRAILWARDEN_STATE").as_deref(),
+            std::env::var_os("XDG_STATE_HOME").as_deref(),
+            std::env::var_os("HOME").as_deref(),
+        )
+    }
+
+    /// The file this journal was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records one action and returns its row id. Refuses parameters with a key that looks
+    /// like a secret ([`JournalError::SecretParameter`]); nothing is written then.
+    pub fn record(&self, entry: &NewEntry) -> Result<i64, JournalError> {
+        if let Some(key) = secret_key(&entry.parameters) {
+            return Err(JournalError::SecretParameter {
+                path: self.path.clone(),
+                call: entry.call.clone(),
+                key,
+            });
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO entries (run_id, time, account, region, resource, call, parameters, \
+                 outcome, error, finding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 RETURNING id",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_row(
+            rusqlite::params![
+                entry.run_id,
+                entry.time,
+                entry.account,
+                entry.region,
+                entry.resource,
+                entry.call,
+                entry.parameters.to_string(),
+                entry.outcome,
+                entry.error,
+                entry.finding,
+            ],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.sql(e))
+    }
+
+    /// The entries matching `filter`, newest first (by time, then by id for equal times).
+    pub fn list(&self, filter: &Filter) -> Result<Vec<Entry>, JournalError> {
+        let mut conditions: Vec<&str> = Vec::new();
+        let mut values: Vec<&dyn ToSql> = Vec::new();
+        // Conditions are added only for the fields given, so SQLite can use the indexes.
+        for (condition, value) in [
+            ("account = ?", &filter.account),
+            ("run_id = ?", &filter.run_id),
+            ("time >= ?", &filter.since),
+        ] {
+            if let Some(value) = value {
+                conditions.push(condition);
+                values.push(value);
+            }
+        }
+        // SQLite reads a negative LIMIT as "no limit".
+        let limit = filter
+            .limit
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        values.push(&limit);
+        let mut sql = format!("SELECT {COLUMNS} FROM entries");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY time DESC, id DESC LIMIT ?");
+
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(values.as_slice(), Entry::from_row)
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.sql(e))
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> JournalError {
+        JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// What the file says it is.
+struct FileMarks {
+    application_id: i32,
+    user_version: i64,
+    /// Tables, indexes and the like already in the file.
+    objects: i64,
+}
+
+impl FileMarks {
+    fn read(conn: &Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            application_id: conn.pragma_query_value(None, "application_id", |r| r.get(0))?,
+            user_version: conn.pragma_query_value(None, "user_version", |r| r.get(0))?,
+            objects: conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?,
+        })
+    }
+
+    /// The schema version to migrate from, or why the file must not be used.
+    fn usable_version(&self, path: &Path) -> Result<usize, JournalError> {
+        let fresh = self.application_id == 0 && self.user_version == 0 && self.objects == 0;
+        let version = usize::try_from(self.user_version).ok();
+        if (self.application_id != APPLICATION_ID && !fresh) || version.is_none() {
+            return Err(JournalError::NotAJournal {
+                path: path.to_owned(),
+                application_id: self.application_id,
+                user_version: self.user_version,
+            });
+        }
+        if self.user_version > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                path: path.to_owned(),
+                found: self.user_version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(version.unwrap_or_default())
+    }
+}
+
+/// Checks the file's marks and brings its schema up to [`SCHEMA_VERSION`].
+fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
+    let sql = |source| JournalError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let from = FileMarks::read(conn).map_err(sql)?.usable_version(path)?;
+    if from == MIGRATIONS.len() {
+        return Ok(());
+    }
+    // IMMEDIATE takes the write lock first, and the marks are read again under it: two
+    // processes opening a new file at once must not both create the schema.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let from = FileMarks::read(&tx).map_err(sql)?.usable_version(path)?;
+    for step in &MIGRATIONS[from..] {
+        tx.execute_batch(step).map_err(sql)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(sql)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(sql)?;
+    tx.commit().map_err(sql)
+}
+
+/// Where a key that looks like a secret is in `value` (`Credentials.SessionToken`,
+/// `items[2].password`), searching nested objects and arrays.
+fn secret_key(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, inner)| {
+            let normalized: String = key
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if SECRET_KEY_WORDS.iter().any(|w| normalized.contains(w)) {
+                Some(key.clone())
+            } else {
+                secret_key(inner).map(|below| join_place(key.clone(), &below))
+            }
+        }),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            secret_key(item).map(|below| join_place(format!("[{i}]"), &below))
+        }),
+        _ => None,
+    }
+}
+
+fn join_place(mut outer: String, inner: &str) -> String {
+    if !inner.starts_with('[') {
+        outer.push('.');
+    }
+    outer.push_str(inner);
+    outer
+}
+
+/// [`Journal::default_path`] from the values of `TRAILWARDEN_STATE`, `XDG_STATE_HOME` and
+/// `HOME`, so it can be tested without touching the process environment.
+fn resolve_default_path(
+    trailwarden_state: Option<&OsStr>,
+    xdg_state_home: Option<&OsStr>,
+    home: Option<&OsStr>,
+) -> Result<PathBuf, JournalError> {
+    let set = |v: Option<&OsStr>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(path) = set(trailwarden_state) {
+        return Ok(path);
+    }
+    if let Some(dir) = set(xdg_state_home).filter(|d| d.is_absolute()) {
+        return Ok(dir.join("trailwarden").join("state.db"));
+    }
+    if let Some(home) = set(home) {
+        return Ok(home.join(".local/state/trailwarden/state.db"));
+    }
+    Err(JournalError::NoDefaultPath)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resolve(
+        state: Option<&str>,
+        xdg: Option<&str>,
+        home: Option<&str>,
+    ) -> Result<PathBuf, JournalError> {
+        resolve_default_path(
+            state.map(OsStr::new),
+            xdg.map(OsStr::new),
+            home.map(OsStr::new),
+        )
+    }
+
+    #[test]
+    fn trailwarden_state_wins_over_everything() {
+        let path = resolve(Some("/srv/tw/journal.db"), Some("/xdg"), Some("/home/u")).unwrap();
+        assert_eq!(path, PathBuf::from("/srv/tw/journal.db"));
+        // Given explicitly, a relative path is the user's choice and is kept.
+        let path = resolve(Some("state.db"), None, Some("/home/u")).unwrap();
+        assert_eq!(path, PathBuf::from("state.db"));
+    }
+
+    #[test]
+    fn xdg_state_home_then_home() {
+        assert_eq!(
+            resolve(None, Some("/xdg"), Some("/home/u")).unwrap(),
+            PathBuf::from("/xdg/trailwarden/state.db")
+        );
+        assert_eq!(
+            resolve(None, None, Some("/home/u")).unwrap(),
+            PathBuf::from("/home/u/.local/state/trailwarden/state.db")
+        );
+    }
+
+    #[test]
+    fn empty_and_relative_values_are_skipped() {
+        assert_eq!(
+            resolve(Some(""), Some(""), Some("/home/u")).unwrap(),
+            PathBuf::from("/home/u/.local/state/trailwarden/state.db")
+        );
+        assert_eq!(
+            resolve(None, Some("relative/state"), Some("/home/u")).unwrap(),
+            PathBuf::from("/home/u/.local/state/trailwarden/state.db")
+        );
+        let err = resolve(None, None, Some("")).unwrap_err();
+        assert!(matches!(err, JournalError::NoDefaultPath), "{err}");
+    }
+
+    #[test]
+    fn secret_keys_are_found_anywhere_and_named_by_their_place() {
+        assert_eq!(secret_key(&json!({"Name": "t", "KmsKeyId": "k"})), None);
+        assert_eq!(
+            secret_key(&json!({"Name": "t", "SecretAccessKey": "x"})),
+            Some("SecretAccessKey".to_owned())
+        );
+        assert_eq!(
+            secret_key(&json!({"Credentials": {"Session_Token": "x"}})),
+            Some("Credentials.Session_Token".to_owned())
+        );
+        assert_eq!(
+            secret_key(&json!({"users": [{"name": "a"}, {"DB-PASSWORD": "x"}]})),
+            Some("users[1].DB-PASSWORD".to_owned())
+        );
+        assert_eq!(
+            secret_key(&json!([[{"clientSecret": "x"}]])),
+            Some("[0][0].clientSecret".to_owned())
+        );
+        // Values are not keys: a value that merely mentions a secret is fine.
+        assert_eq!(secret_key(&json!({"Name": "password"})), None);
+    }
+
+    #[test]
+    fn outcome_names_round_trip_through_text_and_serde() {
+        for outcome in Outcome::ALL {
+            assert_eq!(outcome.as_str().parse::<Outcome>(), Ok(outcome));
+            assert_eq!(outcome.to_string(), outcome.as_str());
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                json!(outcome.as_str())
+            );
+        }
+        assert!("Applied".parse::<Outcome>().is_err());
+    }
+}

@@ -1,0 +1,641 @@
+//! The restore plan: from the audit's findings, the concrete API calls that bring an account
+//! back to its baseline, in a safe order. Pure: trailwarden-aws executes it.
+//!
+//! A plan only ever moves state toward the baseline; it never deletes anything the baseline
+//! has, and it leaves out what this account cannot fix (an organization trail seen from a
+//! member) as an escalation naming the account that must act.
+
+use crate::snapshot::{
+    AccountSnapshot, BucketSnapshot, EventSelectors, FlowLog, KeySnapshot, LogGroupSnapshot,
+    TrailSnapshot,
+};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use trailwarden_model::finding::Finding;
+
+/// One restoring step. Every variant carries what the call needs from the baseline alone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum Action {
+    /// Re-create the bucket with its policy, versioning, public access block and lifecycle.
+    CreateBucket {
+        bucket: BucketSnapshot,
+    },
+    PutBucketPolicy {
+        bucket: String,
+        region: String,
+        policy: String,
+    },
+    /// Put back exactly the baseline's lifecycle rules (dropping injected ones).
+    RestoreLifecycle {
+        bucket: String,
+        region: String,
+        rules: Vec<crate::snapshot::LifecycleRule>,
+    },
+    EnableVersioning {
+        bucket: String,
+        region: String,
+    },
+    RestorePublicAccessBlock {
+        bucket: String,
+        region: String,
+        block: crate::snapshot::PublicAccessBlock,
+    },
+    /// Put back exactly the baseline's notification targets (dropping injected ones).
+    RestoreNotifications {
+        bucket: String,
+        region: String,
+        targets: Vec<crate::snapshot::NotificationTarget>,
+    },
+    /// Cancel a scheduled deletion; the key then comes back disabled.
+    CancelKeyDeletion {
+        key: KeySnapshot,
+    },
+    EnableKey {
+        key: KeySnapshot,
+    },
+    PutKeyPolicy {
+        key: KeySnapshot,
+    },
+    /// Re-create the log group with its retention and filters.
+    CreateLogGroup {
+        group: LogGroupSnapshot,
+    },
+    PutRetention {
+        group: LogGroupSnapshot,
+    },
+    RestoreLogFilters {
+        group: LogGroupSnapshot,
+    },
+    /// Re-create a deleted trail with every baseline setting, selectors, Insights and tags.
+    CreateTrail {
+        trail: TrailSnapshot,
+    },
+    /// Put every setting of the trail back (UpdateTrail in its home region).
+    UpdateTrail {
+        trail: TrailSnapshot,
+    },
+    PutEventSelectors {
+        trail: TrailSnapshot,
+        selectors: EventSelectors,
+    },
+    PutInsightSelectors {
+        trail: TrailSnapshot,
+        insights: Vec<String>,
+    },
+    StartLogging {
+        trail: TrailSnapshot,
+    },
+    EnableDetector {
+        region: String,
+        detector_id: String,
+    },
+    CreateDetector {
+        region: String,
+    },
+    DeleteDetectorFilter {
+        region: String,
+        detector_id: String,
+        name: String,
+    },
+    DeactivateIpSet {
+        region: String,
+        detector_id: String,
+        ip_set_id: String,
+    },
+    StartConfigRecorder {
+        region: String,
+        name: String,
+    },
+    CreateFlowLogs {
+        region: String,
+        flow: FlowLog,
+    },
+}
+
+impl Action {
+    /// The IAM actions this step may call, for least-privilege checks and error messages.
+    pub fn iam_actions(&self) -> &'static [&'static str] {
+        match self {
+            Self::CreateBucket { .. } => &[
+                "s3:CreateBucket",
+                "s3:PutBucketPolicy",
+                "s3:PutBucketVersioning",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutLifecycleConfiguration",
+            ],
+            Self::PutBucketPolicy { .. } => &["s3:PutBucketPolicy"],
+            Self::RestoreLifecycle { .. } => &["s3:PutLifecycleConfiguration"],
+            Self::EnableVersioning { .. } => &["s3:PutBucketVersioning"],
+            Self::RestorePublicAccessBlock { .. } => &["s3:PutBucketPublicAccessBlock"],
+            Self::RestoreNotifications { .. } => &["s3:PutBucketNotification"],
+            Self::CancelKeyDeletion { .. } => &["kms:CancelKeyDeletion"],
+            Self::EnableKey { .. } => &["kms:EnableKey"],
+            Self::PutKeyPolicy { .. } => &["kms:PutKeyPolicy"],
+            Self::CreateLogGroup { .. } => &[
+                "logs:CreateLogGroup",
+                "logs:PutRetentionPolicy",
+                "logs:PutMetricFilter",
+                "logs:PutSubscriptionFilter",
+            ],
+            Self::PutRetention { .. } => &["logs:PutRetentionPolicy"],
+            Self::RestoreLogFilters { .. } => {
+                &["logs:PutMetricFilter", "logs:PutSubscriptionFilter"]
+            }
+            Self::CreateTrail { .. } => &[
+                "cloudtrail:CreateTrail",
+                "cloudtrail:PutEventSelectors",
+                "cloudtrail:PutInsightSelectors",
+                "cloudtrail:StartLogging",
+                "iam:PassRole",
+            ],
+            Self::UpdateTrail { .. } => &["cloudtrail:UpdateTrail", "iam:PassRole"],
+            Self::PutEventSelectors { .. } => &["cloudtrail:PutEventSelectors"],
+            Self::PutInsightSelectors { .. } => &["cloudtrail:PutInsightSelectors"],
+            Self::StartLogging { .. } => &["cloudtrail:StartLogging"],
+            Self::EnableDetector { .. } => &["guardduty:UpdateDetector"],
+            Self::CreateDetector { .. } => &["guardduty:CreateDetector"],
+            Self::DeleteDetectorFilter { .. } => &["guardduty:DeleteFilter"],
+            Self::DeactivateIpSet { .. } => &["guardduty:UpdateIPSet"],
+            Self::StartConfigRecorder { .. } => &["config:StartConfigurationRecorder"],
+            Self::CreateFlowLogs { .. } => &["ec2:CreateFlowLogs", "iam:PassRole"],
+        }
+    }
+
+    /// `service:Operation` of the main call, for tables and the journal.
+    pub fn name(&self) -> &'static str {
+        self.iam_actions()[0]
+    }
+
+    /// Dependencies first: the destination (bucket, key, log group) before the trail, the
+    /// trail before its selectors, everything before logging starts.
+    fn stage(&self) -> u8 {
+        match self {
+            Self::CreateBucket { .. } => 0,
+            Self::PutBucketPolicy { .. }
+            | Self::RestoreLifecycle { .. }
+            | Self::EnableVersioning { .. }
+            | Self::RestorePublicAccessBlock { .. }
+            | Self::RestoreNotifications { .. } => 1,
+            Self::CancelKeyDeletion { .. } => 2,
+            Self::EnableKey { .. } | Self::PutKeyPolicy { .. } => 3,
+            Self::CreateLogGroup { .. }
+            | Self::PutRetention { .. }
+            | Self::RestoreLogFilters { .. } => 4,
+            Self::CreateTrail { .. } | Self::UpdateTrail { .. } => 5,
+            Self::PutEventSelectors { .. } | Self::PutInsightSelectors { .. } => 6,
+            Self::StartLogging { .. } => 7,
+            _ => 8,
+        }
+    }
+}
+
+/// A step, where it runs, and the findings it answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub region: String,
+    pub resource: String,
+    pub action: Action,
+    /// Rule ids of the findings this step answers.
+    pub answers: Vec<String>,
+}
+
+/// A finding this account cannot restore, and who can.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Escalation {
+    pub finding: Finding,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub escalations: Vec<Escalation>,
+}
+
+/// Plans the restore of one account from its baseline, its observed state and the audit's
+/// findings for it. Findings that state cannot undo (or another account must undo) become
+/// escalations.
+pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[Finding]) -> Plan {
+    let mut p = Plan::default();
+    let mut push = |region: &str, resource: &str, action: Action, answers: Vec<&str>| {
+        let step = Step {
+            region: region.to_owned(),
+            resource: resource.to_owned(),
+            action,
+            answers: answers.into_iter().map(str::to_owned).collect(),
+        };
+        if !p.steps.contains(&step) {
+            p.steps.push(step);
+        }
+    };
+    let rules_for = |resource: &str| -> Vec<&Finding> {
+        findings
+            .iter()
+            .filter(|f| f.resource.as_deref() == Some(resource))
+            .collect()
+    };
+    let has = |fs: &[&Finding], id: &str| fs.iter().any(|f| f.rule_id == id);
+    let ids = |fs: &[&Finding], wanted: &[&str]| -> Vec<&'static str> {
+        wanted
+            .iter()
+            .filter(|w| fs.iter().any(|f| f.rule_id == **w))
+            .map(|w| intern(w))
+            .collect()
+    };
+
+    // Buckets.
+    for b in &baseline.buckets {
+        let arn = format!("arn:aws:s3:::{}", b.name);
+        let fs = rules_for(&arn);
+        if fs.is_empty() {
+            continue;
+        }
+        let region = b.region.clone().unwrap_or_else(|| "us-east-1".into());
+        if has(&fs, "bucket.deleted") {
+            push(
+                &region,
+                &arn,
+                Action::CreateBucket { bucket: b.clone() },
+                vec!["bucket.deleted"],
+            );
+            continue;
+        }
+        if (has(&fs, "bucket.policy-changed") || has(&fs, "bucket.policy-blocks-cloudtrail"))
+            && let Some(policy) = &b.policy
+        {
+            {
+                push(
+                    &region,
+                    &arn,
+                    Action::PutBucketPolicy {
+                        bucket: b.name.clone(),
+                        region: region.clone(),
+                        policy: policy.clone(),
+                    },
+                    ids(
+                        &fs,
+                        &["bucket.policy-changed", "bucket.policy-blocks-cloudtrail"],
+                    ),
+                );
+            }
+        }
+        if has(&fs, "bucket.lifecycle-expires-logs") {
+            push(
+                &region,
+                &arn,
+                Action::RestoreLifecycle {
+                    bucket: b.name.clone(),
+                    region: region.clone(),
+                    rules: b.lifecycle_rules.clone(),
+                },
+                vec!["bucket.lifecycle-expires-logs"],
+            );
+        }
+        if has(&fs, "bucket.versioning-suspended") {
+            push(
+                &region,
+                &arn,
+                Action::EnableVersioning {
+                    bucket: b.name.clone(),
+                    region: region.clone(),
+                },
+                vec!["bucket.versioning-suspended"],
+            );
+        }
+        if let (true, Some(block)) = (
+            has(&fs, "bucket.public-access-block-weakened"),
+            b.public_access_block,
+        ) {
+            push(
+                &region,
+                &arn,
+                Action::RestorePublicAccessBlock {
+                    bucket: b.name.clone(),
+                    region: region.clone(),
+                    block,
+                },
+                vec!["bucket.public-access-block-weakened"],
+            );
+        }
+        if has(&fs, "bucket.notification-added") {
+            push(
+                &region,
+                &arn,
+                Action::RestoreNotifications {
+                    bucket: b.name.clone(),
+                    region: region.clone(),
+                    targets: b.notifications.clone(),
+                },
+                vec!["bucket.notification-added"],
+            );
+        }
+    }
+
+    // Keys.
+    for k in &baseline.keys {
+        let fs = rules_for(&k.arn);
+        if has(&fs, "key.pending-deletion") {
+            push(
+                &k.region,
+                &k.arn,
+                Action::CancelKeyDeletion { key: k.clone() },
+                vec!["key.pending-deletion"],
+            );
+        }
+        if (has(&fs, "key.pending-deletion") && k.state.as_deref() == Some("Enabled"))
+            || has(&fs, "key.disabled")
+        {
+            push(
+                &k.region,
+                &k.arn,
+                Action::EnableKey { key: k.clone() },
+                ids(&fs, &["key.disabled", "key.pending-deletion"]),
+            );
+        }
+        if has(&fs, "key.policy-changed") && k.policy.is_some() {
+            push(
+                &k.region,
+                &k.arn,
+                Action::PutKeyPolicy { key: k.clone() },
+                vec!["key.policy-changed"],
+            );
+        }
+    }
+
+    // Log groups.
+    for g in &baseline.log_groups {
+        let fs = rules_for(&g.arn);
+        if has(&fs, "log-group.deleted") {
+            push(
+                &g.region,
+                &g.arn,
+                Action::CreateLogGroup { group: g.clone() },
+                vec!["log-group.deleted"],
+            );
+            continue;
+        }
+        if has(&fs, "log-group.retention-shortened") {
+            push(
+                &g.region,
+                &g.arn,
+                Action::PutRetention { group: g.clone() },
+                vec!["log-group.retention-shortened"],
+            );
+        }
+        if has(&fs, "log-group.filters-changed") {
+            push(
+                &g.region,
+                &g.arn,
+                Action::RestoreLogFilters { group: g.clone() },
+                vec!["log-group.filters-changed"],
+            );
+        }
+    }
+
+    // Trails.
+    const SETTINGS: &[&str] = &[
+        "trail.single-region",
+        "trail.global-events-off",
+        "trail.validation-off",
+        "trail.redirected",
+        "trail.kms-key-changed",
+        "trail.cloudwatch-logs-changed",
+        "trail.sns-changed",
+    ];
+    for t in &baseline.trails {
+        let fs = rules_for(&t.arn);
+        if fs.is_empty() {
+            continue;
+        }
+        if t.foreign {
+            let owner = t.arn.split(':').nth(4).unwrap_or("?");
+            for f in fs {
+                p.escalations.push(Escalation {
+                    finding: f.clone(),
+                    reason: format!("organization trail owned by account {owner}: only the management (or delegated administrator) account can restore it"),
+                });
+            }
+            continue;
+        }
+        let r = &t.home_region;
+        if has(&fs, "trail.deleted") {
+            // CreateTrail brings back settings, selectors, Insights and tags, then starts it.
+            push(
+                r,
+                &t.arn,
+                Action::CreateTrail { trail: t.clone() },
+                vec!["trail.deleted"],
+            );
+            continue;
+        }
+        let settings = ids(&fs, SETTINGS);
+        if !settings.is_empty() {
+            push(
+                r,
+                &t.arn,
+                Action::UpdateTrail { trail: t.clone() },
+                settings,
+            );
+        }
+        if let (true, Some(selectors)) = (
+            has(&fs, "trail.management-events-excluded")
+                || has(&fs, "trail.event-selectors-changed"),
+            &t.event_selectors,
+        ) {
+            push(
+                r,
+                &t.arn,
+                Action::PutEventSelectors {
+                    trail: t.clone(),
+                    selectors: selectors.clone(),
+                },
+                ids(
+                    &fs,
+                    &[
+                        "trail.management-events-excluded",
+                        "trail.event-selectors-changed",
+                    ],
+                ),
+            );
+        }
+        if let (true, Some(insights)) = (has(&fs, "trail.insights-changed"), &t.insight_selectors) {
+            push(
+                r,
+                &t.arn,
+                Action::PutInsightSelectors {
+                    trail: t.clone(),
+                    insights: insights.clone(),
+                },
+                vec!["trail.insights-changed"],
+            );
+        }
+        if has(&fs, "trail.logging-stopped") {
+            push(
+                r,
+                &t.arn,
+                Action::StartLogging { trail: t.clone() },
+                vec!["trail.logging-stopped"],
+            );
+        }
+    }
+
+    // Detection services.
+    for (region, want) in &baseline.services {
+        let have = observed.services.get(region);
+        if let Some(d) = &want.guardduty {
+            let arn = format!(
+                "arn:aws:guardduty:{region}:{}:detector/{}",
+                baseline.account, d.id
+            );
+            let fs = rules_for(&arn);
+            if has(&fs, "guardduty.detector-deleted") {
+                push(
+                    region,
+                    &arn,
+                    Action::CreateDetector {
+                        region: region.clone(),
+                    },
+                    vec!["guardduty.detector-deleted"],
+                );
+            }
+            if has(&fs, "guardduty.detector-disabled") {
+                push(
+                    region,
+                    &arn,
+                    Action::EnableDetector {
+                        region: region.clone(),
+                        detector_id: d.id.clone(),
+                    },
+                    vec!["guardduty.detector-disabled"],
+                );
+            }
+            if let Some(h) = have.and_then(|h| h.guardduty.as_ref()) {
+                for f in fs
+                    .iter()
+                    .filter(|f| f.rule_id == "guardduty.suppression-filter-added")
+                {
+                    if let Some(name) = f.actual.as_ref().and_then(|a| a["name"].as_str()) {
+                        push(
+                            region,
+                            &arn,
+                            Action::DeleteDetectorFilter {
+                                region: region.clone(),
+                                detector_id: h.id.clone(),
+                                name: name.to_owned(),
+                            },
+                            vec!["guardduty.suppression-filter-added"],
+                        );
+                    }
+                }
+                for f in fs
+                    .iter()
+                    .filter(|f| f.rule_id == "guardduty.trusted-ip-set-added")
+                {
+                    if let Some(id) = f.actual.as_ref().and_then(|a| a["id"].as_str()) {
+                        push(
+                            region,
+                            &arn,
+                            Action::DeactivateIpSet {
+                                region: region.clone(),
+                                detector_id: h.id.clone(),
+                                ip_set_id: id.to_owned(),
+                            },
+                            vec!["guardduty.trusted-ip-set-added"],
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(c) = &want.config_recorder {
+            let arn = format!(
+                "arn:aws:config:{region}:{}:configuration-recorder/{}",
+                baseline.account, c.name
+            );
+            if has(&rules_for(&arn), "config.recorder-stopped") {
+                push(
+                    region,
+                    &arn,
+                    Action::StartConfigRecorder {
+                        region: region.clone(),
+                        name: c.name.clone(),
+                    },
+                    vec!["config.recorder-stopped"],
+                );
+            }
+        }
+        for flow in &want.flow_logs {
+            let arn = format!(
+                "arn:aws:ec2:{region}:{}:vpc-flow-log/{}",
+                baseline.account, flow.id
+            );
+            if has(&rules_for(&arn), "flow-logs.deleted") {
+                push(
+                    region,
+                    &arn,
+                    Action::CreateFlowLogs {
+                        region: region.clone(),
+                        flow: flow.clone(),
+                    },
+                    vec!["flow-logs.deleted"],
+                );
+            }
+        }
+    }
+
+    // What no step answers is escalated with the reason.
+    let answered: BTreeSet<(String, String)> = p
+        .steps
+        .iter()
+        .flat_map(|s| s.answers.iter().map(|a| (s.resource.clone(), a.clone())))
+        .collect();
+    for f in findings {
+        let key = (f.resource.clone().unwrap_or_default(), f.rule_id.clone());
+        let escalated = p.escalations.iter().any(|e| e.finding == *f);
+        if !answered.contains(&key) && !escalated {
+            p.escalations.push(Escalation {
+                finding: f.clone(),
+                reason: not_restorable_reason(&f.rule_id).to_owned(),
+            });
+        }
+    }
+    p.steps.sort_by_key(|s| s.action.stage());
+    p
+}
+
+fn intern(id: &str) -> &'static str {
+    crate::checks::ALL
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.id)
+        .unwrap_or("unknown")
+}
+
+fn not_restorable_reason(rule: &str) -> &'static str {
+    match rule {
+        "trail.unexpected" => {
+            "a trail not in the baseline is reported, not deleted: it may be legitimate (Control Tower, a new team); delete it by hand if it is the attacker's"
+        }
+        "trail.delivery-failing" | "trail.delivery-stale" => {
+            "delivery health follows from the bucket, key and policy: restore those, then it recovers"
+        }
+        "region.not-logged" => "coverage follows from the trails: restore them",
+        "key.deleted" => {
+            "a deleted key cannot be restored: create a new key and update the baseline"
+        }
+        "bucket.mfa-delete-off" => {
+            "MFA delete can only be re-enabled by the root user with an MFA device"
+        }
+        "bucket.object-lock-weakened" => {
+            "Object Lock retention changes need a review: a lower default cannot be raised for objects already written"
+        }
+        "bucket.replication-changed" => {
+            "replication needs its IAM role and destination checked before it is restored: restore it by hand"
+        }
+        "trail.tags-changed" => "tags are informational: restore them by hand if they matter",
+        "config.recorder-deleted" | "config.delivery-channel-deleted" => {
+            "re-creating a Config recorder needs its IAM role: restore it with your Config setup"
+        }
+        _ => "no automatic restore for this finding",
+    }
+}
