@@ -639,3 +639,259 @@ fn not_restorable_reason(rule: &str) -> &'static str {
         _ => "no automatic restore for this finding",
     }
 }
+
+/// Every IAM action a restore may call: the remediation policy in docs/iam must allow these.
+pub const ALL_IAM_ACTIONS: &[&str] = &[
+    "s3:CreateBucket",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketNotification",
+    "kms:CancelKeyDeletion",
+    "kms:EnableKey",
+    "kms:PutKeyPolicy",
+    "logs:CreateLogGroup",
+    "logs:PutRetentionPolicy",
+    "logs:PutMetricFilter",
+    "logs:PutSubscriptionFilter",
+    "cloudtrail:CreateTrail",
+    "cloudtrail:UpdateTrail",
+    "cloudtrail:PutEventSelectors",
+    "cloudtrail:PutInsightSelectors",
+    "cloudtrail:StartLogging",
+    "iam:PassRole",
+    "guardduty:UpdateDetector",
+    "guardduty:CreateDetector",
+    "guardduty:DeleteFilter",
+    "guardduty:UpdateIPSet",
+    "config:StartConfigurationRecorder",
+    "ec2:CreateFlowLogs",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::audit_account;
+    use crate::snapshot::{AccountSnapshot, BucketSnapshot};
+
+    fn trail(foreign: bool) -> TrailSnapshot {
+        let owner = if foreign {
+            "999999999999"
+        } else {
+            "111111111111"
+        };
+        TrailSnapshot {
+            name: "org".into(),
+            arn: format!("arn:aws:cloudtrail:us-east-1:{owner}:trail/org"),
+            home_region: "us-east-1".into(),
+            multi_region: true,
+            organization: foreign,
+            foreign,
+            s3_bucket: Some("logs".into()),
+            s3_key_prefix: None,
+            sns_topic_arn: None,
+            include_global_service_events: true,
+            log_file_validation: true,
+            kms_key_id: None,
+            cloudwatch_logs_log_group_arn: None,
+            cloudwatch_logs_role_arn: None,
+            logging: true,
+            delivery: None,
+            event_selectors: Some(EventSelectors::default()),
+            insight_selectors: Some(vec![]),
+            tags: Default::default(),
+            unread: vec![],
+        }
+    }
+
+    fn account(trails: Vec<TrailSnapshot>) -> AccountSnapshot {
+        let mut a = AccountSnapshot::new("111111111111".parse().unwrap());
+        a.regions = vec!["us-east-1".into()];
+        a.trails = trails;
+        a
+    }
+
+    #[test]
+    fn an_organization_trail_is_escalated_to_its_owner_not_touched() {
+        let baseline = account(vec![trail(true)]);
+        let mut stopped = trail(true);
+        stopped.logging = false;
+        let observed = account(vec![stopped]);
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let p = plan(&baseline, &observed, &findings);
+        assert!(p.steps.is_empty(), "{:?}", p.steps);
+        assert_eq!(p.escalations.len(), 1);
+        assert!(p.escalations[0].reason.contains("999999999999"));
+    }
+
+    #[test]
+    fn destinations_come_before_the_trail_and_logging_comes_last() {
+        let mut baseline = account(vec![trail(false)]);
+        baseline.buckets.push(BucketSnapshot {
+            name: "logs".into(),
+            region: Some("us-east-1".into()),
+            exists: true,
+            policy: Some("{}".into()),
+            lifecycle_rules: vec![],
+            versioning: "Enabled".into(),
+            mfa_delete: None,
+            public_access_block: None,
+            object_lock: None,
+            notifications: vec![],
+            replication_rules: vec![],
+        });
+        let mut observed = account(vec![]);
+        observed.buckets.push(BucketSnapshot {
+            exists: false,
+            policy: None,
+            ..baseline.buckets[0].clone()
+        });
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let p = plan(&baseline, &observed, &findings);
+        let calls: Vec<&str> = p.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(calls, ["s3:CreateBucket", "cloudtrail:CreateTrail"]);
+
+        let mut stopped = trail(false);
+        stopped.logging = false;
+        stopped.multi_region = false;
+        let observed = account(vec![stopped]);
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let calls: Vec<&str> = plan(&baseline, &observed, &findings)
+            .steps
+            .iter()
+            .map(|s| s.action.name())
+            .collect();
+        assert_eq!(calls, ["cloudtrail:UpdateTrail", "cloudtrail:StartLogging"]);
+    }
+
+    #[test]
+    fn a_state_that_matches_the_baseline_plans_nothing() {
+        let baseline = account(vec![trail(false)]);
+        let p = plan(&baseline, &baseline, &[]);
+        assert_eq!(p, Plan::default());
+    }
+
+    #[test]
+    fn every_step_names_only_actions_of_the_remediation_policy() {
+        let t = trail(false);
+        let b = BucketSnapshot {
+            name: "logs".into(),
+            region: None,
+            exists: true,
+            policy: None,
+            lifecycle_rules: vec![],
+            versioning: "Enabled".into(),
+            mfa_delete: None,
+            public_access_block: None,
+            object_lock: None,
+            notifications: vec![],
+            replication_rules: vec![],
+        };
+        let k = KeySnapshot {
+            arn: "k".into(),
+            region: "r".into(),
+            exists: true,
+            state: None,
+            deletion_date: None,
+            policy: None,
+        };
+        let g = LogGroupSnapshot {
+            arn: "g".into(),
+            name: "g".into(),
+            region: "r".into(),
+            exists: true,
+            retention_days: None,
+            subscription_filters: vec![],
+            metric_filters: vec![],
+        };
+        let f = FlowLog {
+            id: "f".into(),
+            resource_id: "vpc-1".into(),
+            traffic_type: None,
+            destination_type: None,
+            destination: None,
+            deliver_logs_role_arn: None,
+            status: None,
+        };
+        let (r, s) = (String::from("r"), String::from("s"));
+        let every = [
+            Action::CreateBucket { bucket: b },
+            Action::PutBucketPolicy {
+                bucket: s.clone(),
+                region: r.clone(),
+                policy: s.clone(),
+            },
+            Action::RestoreLifecycle {
+                bucket: s.clone(),
+                region: r.clone(),
+                rules: vec![],
+            },
+            Action::EnableVersioning {
+                bucket: s.clone(),
+                region: r.clone(),
+            },
+            Action::RestorePublicAccessBlock {
+                bucket: s.clone(),
+                region: r.clone(),
+                block: crate::snapshot::PublicAccessBlock {
+                    block_public_acls: true,
+                    ignore_public_acls: true,
+                    block_public_policy: true,
+                    restrict_public_buckets: true,
+                },
+            },
+            Action::RestoreNotifications {
+                bucket: s.clone(),
+                region: r.clone(),
+                targets: vec![],
+            },
+            Action::CancelKeyDeletion { key: k.clone() },
+            Action::EnableKey { key: k.clone() },
+            Action::PutKeyPolicy { key: k },
+            Action::CreateLogGroup { group: g.clone() },
+            Action::PutRetention { group: g.clone() },
+            Action::RestoreLogFilters { group: g },
+            Action::CreateTrail { trail: t.clone() },
+            Action::UpdateTrail { trail: t.clone() },
+            Action::PutEventSelectors {
+                trail: t.clone(),
+                selectors: EventSelectors::default(),
+            },
+            Action::PutInsightSelectors {
+                trail: t.clone(),
+                insights: vec![],
+            },
+            Action::StartLogging { trail: t },
+            Action::EnableDetector {
+                region: r.clone(),
+                detector_id: s.clone(),
+            },
+            Action::CreateDetector { region: r.clone() },
+            Action::DeleteDetectorFilter {
+                region: r.clone(),
+                detector_id: s.clone(),
+                name: s.clone(),
+            },
+            Action::DeactivateIpSet {
+                region: r.clone(),
+                detector_id: s.clone(),
+                ip_set_id: s.clone(),
+            },
+            Action::StartConfigRecorder {
+                region: r.clone(),
+                name: s,
+            },
+            Action::CreateFlowLogs { region: r, flow: f },
+        ];
+        for a in &every {
+            for iam in a.iam_actions() {
+                assert!(
+                    ALL_IAM_ACTIONS.contains(iam),
+                    "{iam} of {} missing",
+                    a.name()
+                );
+            }
+        }
+    }
+}

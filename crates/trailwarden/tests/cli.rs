@@ -213,6 +213,11 @@ fn assert_calls_allowed_by_docs_iam(lab: &Lab) {
             ("s3", "GetBucketNotificationConfiguration") => "s3:GetBucketNotification".into(),
             ("s3", "GetBucketReplication") => "s3:GetReplicationConfiguration".into(),
             ("s3", "GetObjectLockConfiguration") => "s3:GetBucketObjectLockConfiguration".into(),
+            ("s3", "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle") => {
+                "s3:PutLifecycleConfiguration".into()
+            }
+            ("s3", "PutPublicAccessBlock") => "s3:PutBucketPublicAccessBlock".into(),
+            ("s3", "PutBucketNotificationConfiguration") => "s3:PutBucketNotification".into(),
             ("logs", op) => format!("logs:{op}"),
             _ => format!("{service}:{operation}"),
         };
@@ -229,6 +234,7 @@ fn policy_actions() -> BTreeSet<String> {
     for file in [
         "trailwarden-audit-policy.json",
         "trailwarden-caller-policy.json",
+        "trailwarden-remediate-policy.json",
     ] {
         let text = std::fs::read_to_string(format!("{dir}/{file}")).expect(file);
         let policy: Value = serde_json::from_str(&text).expect(file);
@@ -381,4 +387,184 @@ async fn capture_then_audit_clean_then_tampered_then_bad_baseline() {
     assert!(stderr(&out).contains(baseline_arg), "{}", stderr(&out));
     assert!(stderr(&out).contains("line"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remediate_plans_then_restores_then_is_a_no_op_and_journals_everything() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 2,
+        denied_accounts: 0,
+    })
+    .await
+    .expect("lab");
+    let d = &lab.description;
+    let dir = std::env::temp_dir().join(format!("trailwarden-remediate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let baseline = dir.join("baseline.toml");
+    let state = dir.join("state.db");
+    let (b, st) = (baseline.to_str().unwrap(), state.to_str().unwrap());
+    let common = vec![
+        "--endpoint-url",
+        d.endpoint.as_str(),
+        "--role-name",
+        d.role_name.as_str(),
+        "--regions",
+        "us-east-1,eu-west-1",
+        "--quiet",
+    ];
+    let run = |more: &[&str]| {
+        let mut args = common.clone();
+        args.extend_from_slice(more);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            trailwarden(&refs).await
+        }
+    };
+    let accounts = "100000000001,100000000002";
+    let out = run(&["--accounts", accounts, "baseline", "capture", "--out", b]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // A combined attack on both accounts.
+    for (t, a) in [
+        ("delete-trail", "100000000001"),
+        ("schedule-key-deletion", "100000000001"),
+        ("minimize", "100000000002"),
+        ("bucket-policy-deny", "100000000002"),
+        ("stop-config", "100000000002"),
+    ] {
+        lab.attack(t, a).await.unwrap();
+    }
+
+    // Dry run: a plan, exit 1, nothing changed, nothing journaled.
+    let out = run(&[
+        "remediate",
+        "--baseline",
+        b,
+        "--state",
+        st,
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let calls: BTreeSet<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"]["call"].as_str().unwrap())
+        .collect();
+    assert!(
+        calls.contains("create_trail") && calls.contains("start_config_recorder"),
+        "{calls:?}"
+    );
+    assert!(!state.exists(), "a dry run must not open the state store");
+    let out = run(&["audit", "--baseline", b]).await;
+    assert_eq!(out.status.code(), Some(1));
+
+    // Apply: everything restored, verified, exit 0; the audit is clean again.
+    let out = run(&[
+        "remediate",
+        "--baseline",
+        b,
+        "--apply",
+        "--state",
+        st,
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert!(results.len() >= 8, "{report:#}");
+    assert!(
+        results.iter().all(|r| r["result"] == "restored"),
+        "{report:#}"
+    );
+    let out = run(&["audit", "--baseline", b]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_calls_allowed_by_docs_iam(&lab);
+
+    // Again: nothing to do.
+    let out = run(&[
+        "remediate",
+        "--baseline",
+        b,
+        "--apply",
+        "--state",
+        st,
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    let again: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(again["steps"].as_array().unwrap().is_empty());
+
+    // The journal has every action and every verification.
+    let out = trailwarden(&["journal", "--state", st, "--format", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let entries: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let entries = entries.as_array().unwrap();
+    let applied = entries.iter().filter(|e| e["outcome"] == "applied").count();
+    let verified = entries
+        .iter()
+        .filter(|e| e["outcome"] == "verified")
+        .count();
+    assert_eq!(applied, plan["steps"].as_array().unwrap().len());
+    assert_eq!(verified, results.len());
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["call"] == "cloudtrail:CreateTrail" && e["account"] == "100000000001")
+    );
+
+    // A denied permission is reported with the permission, not hidden.
+    lab.attack("stop-logging", "100000000001").await.unwrap();
+    lab.proxy.add(
+        trailwarden_lab::trailwarden_moto::Fault::error(
+            400,
+            "AccessDeniedException",
+            "User is not authorized to perform: cloudtrail:StartLogging",
+        )
+        .service("cloudtrail")
+        .operation("StartLogging"),
+    );
+    let out = run(&[
+        "remediate",
+        "--baseline",
+        b,
+        "--apply",
+        "--state",
+        st,
+        "--verify-attempts",
+        "1",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("missing permission cloudtrail:StartLogging"),
+        "{text}"
+    );
+    assert!(text.contains("not-restored"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_remediation_policy_allows_every_action_a_restore_step_may_call() {
+    let allowed = policy_actions();
+    for action in trailwarden_posture::plan::ALL_IAM_ACTIONS {
+        assert!(allowed.contains(*action), "{action} missing from docs/iam");
+    }
 }
