@@ -113,6 +113,23 @@ async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
         if left != left_for_a_human(technique_of[id]) {
             failures.push(format!("{id} ({}): still {left:?}", technique_of[id]));
         }
+        // The state read back equals the baseline: a re-created trail has the same name,
+        // settings, selectors, Insights and tags, and logs.
+        let want = baseline_of(id);
+        for t in &want.trails {
+            let mut got = observed.trails.iter().find(|o| o.arn == t.arn).cloned();
+            if let Some(g) = got.as_mut() {
+                g.delivery = None;
+            }
+            let mut expected = t.clone();
+            expected.delivery = None;
+            if got.as_ref() != Some(&expected) {
+                failures.push(format!(
+                    "{id} ({}): trail {} is {got:?}, not {expected:?}",
+                    technique_of[id], t.name
+                ));
+            }
+        }
         let again = plan(baseline_of(id), observed, &findings);
         if !again.steps.is_empty() {
             failures.push(format!(
