@@ -18,7 +18,10 @@ Examples:
   trailwarden trails
   trailwarden --regions us-east-1,eu-west-1 trails --format json
   trailwarden --accounts 111111111111,222222222222 --role-name TrailwardenAudit trails
-  trailwarden --endpoint-url http://127.0.0.1:5000 trails     # moto, or any AWS-compatible endpoint";
+  trailwarden --endpoint-url http://127.0.0.1:5000 trails     # moto, or any AWS-compatible endpoint
+  trailwarden --accounts 111111111111 --role-name TrailwardenAudit baseline capture --out baseline.toml
+  trailwarden --role-name TrailwardenAudit audit --baseline baseline.toml
+  trailwarden --role-name TrailwardenAudit remediate --baseline baseline.toml --apply";
 
 /// trailwarden keeps AWS audit logging alive and honest: it finds CloudTrail tampering in
 /// every region of every account.
