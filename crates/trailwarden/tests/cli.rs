@@ -435,6 +435,15 @@ async fn remediate_plans_then_restores_then_is_a_no_op_and_journals_everything()
     ] {
         lab.attack(t, a).await.unwrap();
     }
+    // ...and in another region: the regional trail of the second account.
+    lab.attacker("100000000002")
+        .await
+        .cloudtrail("eu-west-1")
+        .delete_trail()
+        .name("eu-audit")
+        .send()
+        .await
+        .unwrap();
 
     // Dry run: a plan, exit 1, nothing changed, nothing journaled.
     let out = run(&[
@@ -459,6 +468,13 @@ async fn remediate_plans_then_restores_then_is_a_no_op_and_journals_everything()
         calls.contains("create_trail") && calls.contains("start_config_recorder"),
         "{calls:?}"
     );
+    let regions: BTreeSet<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, BTreeSet::from(["us-east-1", "eu-west-1"]));
     assert!(!state.exists(), "a dry run must not open the state store");
     let out = run(&["audit", "--baseline", b]).await;
     assert_eq!(out.status.code(), Some(1));
