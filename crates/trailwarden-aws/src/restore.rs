@@ -9,7 +9,7 @@ use trailwarden_model::target::Gap;
 use trailwarden_posture::plan::{Action, Step};
 use trailwarden_posture::snapshot::{
     BucketSnapshot, EventSelectors, LifecycleRule, LogGroupSnapshot, NotificationTarget,
-    TrailSnapshot,
+    PublicAccessBlock, TrailSnapshot,
 };
 
 type Result<T> = std::result::Result<T, Gap>;
@@ -64,44 +64,13 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
             rules,
         } => restore_lifecycle(account, bucket, region, rules).await?,
         Action::EnableVersioning { bucket, region } => {
-            call!(
-                account,
-                region,
-                "s3:PutBucketVersioning",
-                c.s3(region)
-                    .put_bucket_versioning()
-                    .bucket(bucket)
-                    .versioning_configuration(
-                        s3t::VersioningConfiguration::builder()
-                            .status(s3t::BucketVersioningStatus::Enabled)
-                            .build()
-                    )
-                    .send()
-            );
+            enable_versioning(account, bucket, region).await?
         }
         Action::RestorePublicAccessBlock {
             bucket,
             region,
             block,
-        } => {
-            call!(
-                account,
-                region,
-                "s3:PutBucketPublicAccessBlock",
-                c.s3(region)
-                    .put_public_access_block()
-                    .bucket(bucket)
-                    .public_access_block_configuration(
-                        s3t::PublicAccessBlockConfiguration::builder()
-                            .block_public_acls(block.block_public_acls)
-                            .ignore_public_acls(block.ignore_public_acls)
-                            .block_public_policy(block.block_public_policy)
-                            .restrict_public_buckets(block.restrict_public_buckets)
-                            .build()
-                    )
-                    .send()
-            );
-        }
+        } => put_public_access_block(account, bucket, region, block).await?,
         Action::RestoreNotifications {
             bucket,
             region,
@@ -276,6 +245,54 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
     Ok(())
 }
 
+async fn enable_versioning(account: &Account, bucket: &str, region: &str) -> Result<()> {
+    call!(
+        account,
+        region,
+        "s3:PutBucketVersioning",
+        account
+            .clients
+            .s3(region)
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                s3t::VersioningConfiguration::builder()
+                    .status(s3t::BucketVersioningStatus::Enabled)
+                    .build()
+            )
+            .send()
+    );
+    Ok(())
+}
+
+async fn put_public_access_block(
+    account: &Account,
+    bucket: &str,
+    region: &str,
+    block: &PublicAccessBlock,
+) -> Result<()> {
+    call!(
+        account,
+        region,
+        "s3:PutBucketPublicAccessBlock",
+        account
+            .clients
+            .s3(region)
+            .put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(
+                s3t::PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(block.block_public_acls)
+                    .ignore_public_acls(block.ignore_public_acls)
+                    .block_public_policy(block.block_public_policy)
+                    .restrict_public_buckets(block.restrict_public_buckets)
+                    .build()
+            )
+            .send()
+    );
+    Ok(())
+}
+
 fn key_id(arn: &str) -> &str {
     // The bare id works for a key in the caller's own account and region (the only keys a
     // restore touches), and is what emulators accept.
@@ -303,37 +320,10 @@ async fn create_bucket(account: &Account, b: &BucketSnapshot) -> Result<()> {
         );
     }
     if b.versioning == "Enabled" {
-        call!(
-            account,
-            &region,
-            "s3:PutBucketVersioning",
-            s3.put_bucket_versioning()
-                .bucket(&b.name)
-                .versioning_configuration(
-                    s3t::VersioningConfiguration::builder()
-                        .status(s3t::BucketVersioningStatus::Enabled)
-                        .build()
-                )
-                .send()
-        );
+        enable_versioning(account, &b.name, &region).await?;
     }
-    if let Some(block) = b.public_access_block {
-        call!(
-            account,
-            &region,
-            "s3:PutBucketPublicAccessBlock",
-            s3.put_public_access_block()
-                .bucket(&b.name)
-                .public_access_block_configuration(
-                    s3t::PublicAccessBlockConfiguration::builder()
-                        .block_public_acls(block.block_public_acls)
-                        .ignore_public_acls(block.ignore_public_acls)
-                        .block_public_policy(block.block_public_policy)
-                        .restrict_public_buckets(block.restrict_public_buckets)
-                        .build()
-                )
-                .send()
-        );
+    if let Some(block) = &b.public_access_block {
+        put_public_access_block(account, &b.name, &region, block).await?;
     }
     if !b.lifecycle_rules.is_empty() {
         restore_lifecycle(account, &b.name, &region, &b.lifecycle_rules).await?;

@@ -226,6 +226,46 @@ impl Lab {
             .await
     }
 
+    /// Reads the state of every member account as trailwarden's auditor does (through the
+    /// proxy), in `regions`; with a `baseline`, also the resources it names.
+    pub async fn read_state(
+        &self,
+        regions: &trailwarden_model::target::RegionSelection,
+        baseline: Option<&trailwarden_aws::snapshot::Snapshots>,
+    ) -> (
+        Vec<trailwarden_aws::fanout::Account>,
+        trailwarden_aws::snapshot::Snapshots,
+    ) {
+        use trailwarden_aws::snapshot::{AlsoRead, snapshot_accounts};
+        let factory = ClientFactory::new(&operator_options(&self.description.endpoint)).await;
+        let selection = trailwarden_aws::fanout::Selection {
+            accounts: Some(
+                self.description
+                    .accounts
+                    .iter()
+                    .map(|a| a.id.parse().expect("lab account ids are valid"))
+                    .collect(),
+            ),
+            role_name: Some(ROLE_NAME.into()),
+            regions: regions.clone(),
+            concurrency: 16,
+        };
+        let resolution = trailwarden_aws::fanout::resolve(&factory, &selection)
+            .await
+            .expect("the lab's operator can always resolve");
+        let also = baseline
+            .map(|b| {
+                b.accounts
+                    .iter()
+                    .map(|a| (a.account.clone(), AlsoRead::from_snapshot(a)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut snapshots = snapshot_accounts(&resolution.accounts, 16, &also, &|_| {}).await;
+        snapshots.gaps.extend(resolution.gaps);
+        (resolution.accounts, snapshots)
+    }
+
     /// Performs a technique of [`attacks::TECHNIQUES`] against a member account.
     pub async fn attack(&self, technique: &str, account: &str) -> Result<String, LabError> {
         let target = self.description.member(account)?;

@@ -3,46 +3,15 @@
 //! findings; untouched accounts and regions produce none; unread targets are gaps.
 
 use std::collections::{BTreeMap, BTreeSet};
-use trailwarden_aws::ClientFactory;
-use trailwarden_aws::fanout::{self, Selection};
-use trailwarden_aws::snapshot::{AlsoRead, Snapshots, snapshot_accounts};
+use trailwarden_aws::snapshot::Snapshots;
 use trailwarden_lab::attacks::TECHNIQUES;
-use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_lab::{Lab, LabSpec};
 use trailwarden_model::target::{AccountId, GapKind, RegionSelection};
 use trailwarden_moto::Fault;
 use trailwarden_posture::{Settings, audit_account};
 
-/// What a baseline names, so detached resources are still read.
-fn also(baseline: &Snapshots) -> BTreeMap<AccountId, AlsoRead> {
-    baseline
-        .accounts
-        .iter()
-        .map(|a| (a.account.clone(), AlsoRead::from_snapshot(a)))
-        .collect()
-}
-
-async fn read(
-    lab: &Lab,
-    regions: &RegionSelection,
-    also: &BTreeMap<AccountId, AlsoRead>,
-) -> Snapshots {
-    let factory = ClientFactory::new(&operator_options(&lab.description.endpoint)).await;
-    let selection = Selection {
-        accounts: Some(
-            lab.description
-                .accounts
-                .iter()
-                .map(|a| a.id.parse().unwrap())
-                .collect(),
-        ),
-        role_name: Some(ROLE_NAME.into()),
-        regions: regions.clone(),
-        concurrency: 16,
-    };
-    let resolution = fanout::resolve(&factory, &selection).await.unwrap();
-    let mut snapshots = snapshot_accounts(&resolution.accounts, 16, also, &|_| {}).await;
-    snapshots.gaps.extend(resolution.gaps);
-    snapshots
+async fn read(lab: &Lab, regions: &RegionSelection, baseline: Option<&Snapshots>) -> Snapshots {
+    lab.read_state(regions, baseline).await.1
 }
 
 /// What each technique must produce against moto (and nothing else).
@@ -100,7 +69,7 @@ async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_no
     .await
     .expect("lab");
     let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
-    let before = read(&lab, &regions, &BTreeMap::new()).await;
+    let before = read(&lab, &regions, None).await;
     assert!(before.gaps.is_empty(), "{:?}", before.gaps);
     let settings = Settings::default();
     for s in &before.accounts {
@@ -120,7 +89,7 @@ async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_no
         victim.insert(account.parse().unwrap(), technique.id);
     }
 
-    let after = read(&lab, &regions, &also(&before)).await;
+    let after = read(&lab, &regions, Some(&before)).await;
     assert!(after.gaps.is_empty(), "{:?}", after.gaps);
     let mut failures = Vec::new();
     for observed in &after.accounts {
@@ -159,7 +128,7 @@ async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
     .await
     .expect("lab");
     let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
-    let before = read(&lab, &regions, &BTreeMap::new()).await;
+    let before = read(&lab, &regions, None).await;
     // The denied account is a gap from the start.
     assert_eq!(before.gaps.len(), 1, "{:?}", before.gaps);
     assert_eq!(before.gaps[0].kind, GapKind::AccessDenied);
@@ -175,7 +144,7 @@ async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
             .service("s3")
             .operation("GetBucketPolicy"),
     );
-    let after = read(&lab, &regions, &also(&before)).await;
+    let after = read(&lab, &regions, Some(&before)).await;
     let ops: BTreeSet<(String, String)> = after
         .gaps
         .iter()
@@ -223,10 +192,10 @@ async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_sta
     })
     .await
     .expect("lab");
-    let before = read(&lab, &RegionSelection::AllEnabled, &BTreeMap::new()).await;
+    let before = read(&lab, &RegionSelection::AllEnabled, None).await;
     assert!(before.gaps.is_empty(), "{:?}", before.gaps);
     lab.attack("stop-logging", "100000000001").await.unwrap();
-    let after = read(&lab, &RegionSelection::AllEnabled, &also(&before)).await;
+    let after = read(&lab, &RegionSelection::AllEnabled, Some(&before)).await;
     let settings = Settings::default();
     let findings: Vec<_> = after
         .accounts
@@ -265,7 +234,7 @@ async fn a_combined_attack_on_one_account_is_found_whole() {
     .await
     .expect("lab");
     let regions = RegionSelection::List(vec!["us-east-1".into()]);
-    let before = read(&lab, &regions, &BTreeMap::new()).await;
+    let before = read(&lab, &regions, None).await;
     for t in [
         "delete-trail",
         "schedule-key-deletion",
@@ -274,7 +243,7 @@ async fn a_combined_attack_on_one_account_is_found_whole() {
     ] {
         lab.attack(t, "100000000001").await.unwrap();
     }
-    let after = read(&lab, &regions, &also(&before)).await;
+    let after = read(&lab, &regions, Some(&before)).await;
     let findings = audit_account(
         &before.accounts[0],
         &after.accounts[0],

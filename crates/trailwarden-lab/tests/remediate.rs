@@ -3,41 +3,18 @@
 //! a second plan is empty.
 
 use std::collections::BTreeMap;
-use trailwarden_aws::ClientFactory;
-use trailwarden_aws::fanout::{self, Account, Selection};
+use trailwarden_aws::fanout::Account;
 use trailwarden_aws::restore::apply;
-use trailwarden_aws::snapshot::{AlsoRead, Snapshots, snapshot_accounts};
+use trailwarden_aws::snapshot::Snapshots;
 use trailwarden_lab::attacks::TECHNIQUES;
-use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_lab::{Lab, LabSpec};
 use trailwarden_model::target::RegionSelection;
 use trailwarden_posture::plan::plan;
 use trailwarden_posture::{Settings, audit_account};
 
 async fn read(lab: &Lab, baseline: Option<&Snapshots>) -> (Vec<Account>, Snapshots) {
-    let factory = ClientFactory::new(&operator_options(&lab.description.endpoint)).await;
-    let selection = Selection {
-        accounts: Some(
-            lab.description
-                .accounts
-                .iter()
-                .map(|a| a.id.parse().unwrap())
-                .collect(),
-        ),
-        role_name: Some(ROLE_NAME.into()),
-        regions: RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]),
-        concurrency: 16,
-    };
-    let resolution = fanout::resolve(&factory, &selection).await.unwrap();
-    let also: BTreeMap<_, _> = baseline
-        .map(|b| {
-            b.accounts
-                .iter()
-                .map(|a| (a.account.clone(), AlsoRead::from_snapshot(a)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let snapshots = snapshot_accounts(&resolution.accounts, 16, &also, &|_| {}).await;
-    (resolution.accounts, snapshots)
+    let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
+    lab.read_state(&regions, baseline).await
 }
 
 /// The technique whose restore call moto cannot serve.

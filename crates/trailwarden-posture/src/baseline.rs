@@ -99,47 +99,17 @@ impl Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{
-        BucketSnapshot, ConfigRecorder, Detector, EventSelectors, RegionServices, TrailSnapshot,
-    };
+    use crate::snapshot::{BucketSnapshot, ConfigRecorder, Detector, RegionServices};
 
     fn sample() -> Baseline {
         let mut account = AccountSnapshot::new("111111111111".parse().unwrap());
         account.regions = vec!["eu-west-1".into(), "us-east-1".into()];
-        account.trails.push(TrailSnapshot {
-            name: "org".into(),
-            arn: "arn:aws:cloudtrail:us-east-1:111111111111:trail/org".into(),
-            home_region: "us-east-1".into(),
-            multi_region: true,
-            organization: false,
-            foreign: false,
-            s3_bucket: Some("logs".into()),
-            s3_key_prefix: None,
-            sns_topic_arn: None,
-            include_global_service_events: true,
-            log_file_validation: true,
-            kms_key_id: None,
-            cloudwatch_logs_log_group_arn: None,
-            cloudwatch_logs_role_arn: None,
-            logging: true,
-            delivery: None,
-            event_selectors: Some(EventSelectors::default()),
-            insight_selectors: Some(vec![]),
-            tags: [("owner".to_owned(), "security".to_owned())].into(),
-            unread: vec![],
-        });
+        let mut trail = crate::fixtures::trail(false);
+        trail.tags = [("owner".to_owned(), "security".to_owned())].into();
+        account.trails.push(trail);
         account.buckets.push(BucketSnapshot {
-            name: "logs".into(),
-            region: Some("us-east-1".into()),
-            exists: true,
             policy: Some("{\n  \"Statement\": []\n}".into()),
-            lifecycle_rules: vec![],
-            versioning: "Enabled".into(),
-            mfa_delete: None,
-            public_access_block: None,
-            object_lock: None,
-            notifications: vec![],
-            replication_rules: vec![],
+            ..crate::fixtures::bucket()
         });
         account.services.insert(
             "us-east-1".into(),

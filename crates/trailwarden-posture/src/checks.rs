@@ -943,44 +943,8 @@ pub fn coverage_matrix(observed: &AccountSnapshot) -> BTreeMap<String, bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{account, bucket, trail};
     use crate::snapshot::{Delivery, EventSelectors};
-
-    fn trail(foreign: bool) -> TrailSnapshot {
-        let owner = if foreign {
-            "999999999999"
-        } else {
-            "111111111111"
-        };
-        TrailSnapshot {
-            name: "org".into(),
-            arn: format!("arn:aws:cloudtrail:us-east-1:{owner}:trail/org"),
-            home_region: "us-east-1".into(),
-            multi_region: true,
-            organization: foreign,
-            foreign,
-            s3_bucket: Some("logs".into()),
-            s3_key_prefix: None,
-            sns_topic_arn: None,
-            include_global_service_events: true,
-            log_file_validation: true,
-            kms_key_id: None,
-            cloudwatch_logs_log_group_arn: None,
-            cloudwatch_logs_role_arn: None,
-            logging: true,
-            delivery: None,
-            event_selectors: Some(EventSelectors::default()),
-            insight_selectors: Some(vec![]),
-            tags: BTreeMap::new(),
-            unread: vec![],
-        }
-    }
-
-    fn account(trails: Vec<TrailSnapshot>) -> AccountSnapshot {
-        let mut a = AccountSnapshot::new("111111111111".parse().unwrap());
-        a.regions = vec!["us-east-1".into(), "eu-west-1".into()];
-        a.trails = trails;
-        a
-    }
 
     fn ids(findings: &[Finding]) -> Vec<&str> {
         findings.iter().map(|f| f.rule_id.as_str()).collect()
@@ -1149,26 +1113,17 @@ mod tests {
         );
         assert!(findings[0].title.contains("quiet"));
 
-        let bucket = |lock: Option<ObjectLock>| crate::snapshot::BucketSnapshot {
-            name: "logs".into(),
-            region: Some("us-east-1".into()),
-            exists: true,
-            policy: None,
-            lifecycle_rules: vec![],
-            versioning: "Enabled".into(),
-            mfa_delete: None,
-            public_access_block: None,
+        let with_lock = |lock: Option<ObjectLock>| crate::snapshot::BucketSnapshot {
             object_lock: lock,
-            notifications: vec![],
-            replication_rules: vec![],
+            ..bucket()
         };
         let mut baseline = account(vec![]);
-        baseline.buckets.push(bucket(Some(ObjectLock {
+        baseline.buckets.push(with_lock(Some(ObjectLock {
             mode: Some("COMPLIANCE".into()),
             days: Some(365),
         })));
         let mut observed = account(vec![]);
-        observed.buckets.push(bucket(Some(ObjectLock {
+        observed.buckets.push(with_lock(Some(ObjectLock {
             mode: Some("GOVERNANCE".into()),
             days: Some(1),
         })));

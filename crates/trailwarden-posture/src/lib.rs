@@ -7,6 +7,8 @@
 pub mod baseline;
 pub mod bucket_policy;
 pub mod checks;
+#[cfg(test)]
+mod fixtures;
 pub mod plan;
 pub mod selectors;
 pub mod snapshot;

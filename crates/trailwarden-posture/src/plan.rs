@@ -673,44 +673,8 @@ pub const ALL_IAM_ACTIONS: &[&str] = &[
 mod tests {
     use super::*;
     use crate::checks::audit_account;
-    use crate::snapshot::{AccountSnapshot, BucketSnapshot};
-
-    fn trail(foreign: bool) -> TrailSnapshot {
-        let owner = if foreign {
-            "999999999999"
-        } else {
-            "111111111111"
-        };
-        TrailSnapshot {
-            name: "org".into(),
-            arn: format!("arn:aws:cloudtrail:us-east-1:{owner}:trail/org"),
-            home_region: "us-east-1".into(),
-            multi_region: true,
-            organization: foreign,
-            foreign,
-            s3_bucket: Some("logs".into()),
-            s3_key_prefix: None,
-            sns_topic_arn: None,
-            include_global_service_events: true,
-            log_file_validation: true,
-            kms_key_id: None,
-            cloudwatch_logs_log_group_arn: None,
-            cloudwatch_logs_role_arn: None,
-            logging: true,
-            delivery: None,
-            event_selectors: Some(EventSelectors::default()),
-            insight_selectors: Some(vec![]),
-            tags: Default::default(),
-            unread: vec![],
-        }
-    }
-
-    fn account(trails: Vec<TrailSnapshot>) -> AccountSnapshot {
-        let mut a = AccountSnapshot::new("111111111111".parse().unwrap());
-        a.regions = vec!["us-east-1".into()];
-        a.trails = trails;
-        a
-    }
+    use crate::fixtures::{account, bucket, trail};
+    use crate::snapshot::BucketSnapshot;
 
     #[test]
     fn an_organization_trail_is_escalated_to_its_owner_not_touched() {
@@ -729,17 +693,8 @@ mod tests {
     fn destinations_come_before_the_trail_and_logging_comes_last() {
         let mut baseline = account(vec![trail(false)]);
         baseline.buckets.push(BucketSnapshot {
-            name: "logs".into(),
-            region: Some("us-east-1".into()),
-            exists: true,
             policy: Some("{}".into()),
-            lifecycle_rules: vec![],
-            versioning: "Enabled".into(),
-            mfa_delete: None,
-            public_access_block: None,
-            object_lock: None,
-            notifications: vec![],
-            replication_rules: vec![],
+            ..bucket()
         });
         let mut observed = account(vec![]);
         observed.buckets.push(BucketSnapshot {
@@ -775,19 +730,7 @@ mod tests {
     #[test]
     fn every_step_names_only_actions_of_the_remediation_policy() {
         let t = trail(false);
-        let b = BucketSnapshot {
-            name: "logs".into(),
-            region: None,
-            exists: true,
-            policy: None,
-            lifecycle_rules: vec![],
-            versioning: "Enabled".into(),
-            mfa_delete: None,
-            public_access_block: None,
-            object_lock: None,
-            notifications: vec![],
-            replication_rules: vec![],
-        };
+        let b = bucket();
         let k = KeySnapshot {
             arn: "k".into(),
             region: "r".into(),

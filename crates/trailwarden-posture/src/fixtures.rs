@@ -1,0 +1,60 @@
+//! Test fixtures shared by the unit tests of this crate.
+
+use crate::snapshot::{AccountSnapshot, BucketSnapshot, EventSelectors, TrailSnapshot};
+
+/// A healthy multi-region trail homed in us-east-1, owned by 111111111111 or, when `foreign`,
+/// an organization trail of 999999999999.
+pub fn trail(foreign: bool) -> TrailSnapshot {
+    let owner = if foreign {
+        "999999999999"
+    } else {
+        "111111111111"
+    };
+    TrailSnapshot {
+        name: "org".into(),
+        arn: format!("arn:aws:cloudtrail:us-east-1:{owner}:trail/org"),
+        home_region: "us-east-1".into(),
+        multi_region: true,
+        organization: foreign,
+        foreign,
+        s3_bucket: Some("logs".into()),
+        s3_key_prefix: None,
+        sns_topic_arn: None,
+        include_global_service_events: true,
+        log_file_validation: true,
+        kms_key_id: None,
+        cloudwatch_logs_log_group_arn: None,
+        cloudwatch_logs_role_arn: None,
+        logging: true,
+        delivery: None,
+        event_selectors: Some(EventSelectors::default()),
+        insight_selectors: Some(vec![]),
+        tags: Default::default(),
+        unread: vec![],
+    }
+}
+
+/// Account 111111111111, read in us-east-1 and eu-west-1, with these trails.
+pub fn account(trails: Vec<TrailSnapshot>) -> AccountSnapshot {
+    let mut a = AccountSnapshot::new("111111111111".parse().expect("valid id"));
+    a.regions = vec!["us-east-1".into(), "eu-west-1".into()];
+    a.trails = trails;
+    a
+}
+
+/// The trails' bucket `logs`, with versioning on and nothing else set.
+pub fn bucket() -> BucketSnapshot {
+    BucketSnapshot {
+        name: "logs".into(),
+        region: Some("us-east-1".into()),
+        exists: true,
+        policy: None,
+        lifecycle_rules: vec![],
+        versioning: "Enabled".into(),
+        mfa_delete: None,
+        public_access_block: None,
+        object_lock: None,
+        notifications: vec![],
+        replication_rules: vec![],
+    }
+}
