@@ -584,3 +584,48 @@ fn the_remediation_policy_allows_every_action_a_restore_step_may_call() {
         assert!(allowed.contains(*action), "{action} missing from docs/iam");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_endpoint_url_and_named_profiles_work_as_in_the_aws_cli() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 1,
+        denied_accounts: 0,
+    })
+    .await
+    .expect("lab");
+    let dir = std::env::temp_dir().join(format!("trailwarden-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &credentials,
+        "[lab]\naws_access_key_id = AKIAPROFILE00000001\naws_secret_access_key = from-profile\n",
+    )
+    .unwrap();
+    let config = dir.join("config");
+    std::fs::write(&config, "[profile lab]\nregion = us-east-1\n").unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["--profile", "lab", "--regions", "us-east-1", "--accounts"])
+        .arg(&lab.description.accounts[0].id)
+        .args([
+            "--role-name",
+            &lab.description.role_name,
+            "trails",
+            "--format",
+            "json",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &lab.description.endpoint)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["trails"].as_array().unwrap().len(), 1);
+    // The role was assumed with the profile's keys, through AWS_ENDPOINT_URL.
+    assert_eq!(lab.proxy.calls_to("sts", "AssumeRole"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
