@@ -130,11 +130,9 @@ pub fn audit_account(
     let read: BTreeSet<&str> = observed.regions.iter().map(String::as_str).collect();
 
     for want in &baseline.trails {
-        // A trail's home region that could not be read is a gap, not a deletion.
-        if !read.contains(want.home_region.as_str()) {
-            continue;
-        }
         match observed.trails.iter().find(|t| t.arn == want.arn) {
+            // A trail whose home region was not read may still exist: a gap, not a deletion.
+            None if !read.contains(want.home_region.as_str()) => {}
             None => report.add(
                 TRAIL_DELETED,
                 &want.home_region,
@@ -998,6 +996,18 @@ mod tests {
         let findings = audit_account(&baseline, &observed, &Settings::default());
         assert_eq!(ids(&findings), ["region.not-logged"]);
         assert_eq!(findings[0].region, "eu-west-1");
+    }
+
+    #[test]
+    fn a_trail_seen_only_as_a_shadow_is_still_compared() {
+        // --regions eu-west-1: the trail lives in us-east-1 and was seen from eu-west-1.
+        let baseline = account(vec![trail(false)]);
+        let mut stopped = trail(false);
+        stopped.logging = false;
+        let mut observed = account(vec![stopped]);
+        observed.regions = vec!["eu-west-1".into()];
+        let findings = audit_account(&baseline, &observed, &Settings::default());
+        assert_eq!(ids(&findings), ["trail.logging-stopped"]);
     }
 
     #[test]
