@@ -36,6 +36,8 @@ pub struct AwsOptions {
     /// Fixed credentials instead of the chain: for emulators and tests only (the CLI never
     /// sets this). `Credentials` redacts its secret in `Debug`.
     pub static_credentials: Option<Credentials>,
+    /// Added to the User-Agent as `app/<name>` (tells tools' traffic apart in CloudTrail).
+    pub app_name: Option<String>,
 }
 
 impl Default for AwsOptions {
@@ -49,6 +51,7 @@ impl Default for AwsOptions {
             attempt_timeout: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
             static_credentials: None,
+            app_name: None,
         }
     }
 }
@@ -91,6 +94,13 @@ impl ClientFactory {
         }
         if let Some(credentials) = &options.static_credentials {
             loader = loader.credentials_provider(credentials.clone());
+        }
+        if let Some(app) = options
+            .app_name
+            .as_deref()
+            .and_then(|a| aws_types::app_name::AppName::new(a.to_owned()).ok())
+        {
+            loader = loader.app_name(app);
         }
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
@@ -196,6 +206,14 @@ impl AccountConfig {
 
     pub fn config(&self, region: &str) -> aws_sdk_config::Client {
         aws_sdk_config::Client::new(&self.in_region(region))
+    }
+
+    pub fn eventbridge(&self, region: &str) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.in_region(region))
+    }
+
+    pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.in_region(region))
     }
 
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {

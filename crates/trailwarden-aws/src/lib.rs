@@ -28,8 +28,10 @@ pub mod sdk {
     pub use aws_sdk_cloudwatchlogs as logs;
     pub use aws_sdk_config as config;
     pub use aws_sdk_ec2 as ec2;
+    pub use aws_sdk_eventbridge as eventbridge;
     pub use aws_sdk_guardduty as guardduty;
     pub use aws_sdk_kms as kms;
     pub use aws_sdk_s3 as s3;
+    pub use aws_sdk_sqs as sqs;
     pub use aws_sdk_sts as sts;
 }

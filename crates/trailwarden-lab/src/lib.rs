@@ -10,6 +10,7 @@
 
 pub mod attacks;
 mod estate;
+pub mod recorder;
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct LabSpec {
     pub accounts: usize,
     /// More member accounts whose AssumeRole is denied.
     pub denied_accounts: usize,
+    /// How often recorded CloudTrail records are written to the trails' buckets.
+    pub log_interval: Duration,
 }
 
 impl Default for LabSpec {
@@ -43,6 +46,7 @@ impl Default for LabSpec {
         Self {
             accounts: 3,
             denied_accounts: 1,
+            log_interval: Duration::from_secs(2),
         }
     }
 }
@@ -108,7 +112,6 @@ pub struct Lab {
     pub moto: MotoServer,
     pub proxy: FaultProxy,
     pub description: LabDescription,
-    factory: ClientFactory,
 }
 
 /// The fixed credentials of the lab's operator (moto accepts any).
@@ -176,6 +179,8 @@ impl Lab {
             let regional = n == 2;
             accounts.push(estate::seed_account(&clients, &id, regional).await?);
         }
+        // CloudTrail for the emulated estate: records to EventBridge and to the trails' buckets.
+        recorder::start(&proxy, &moto.endpoint(), spec.log_interval);
         // GuardDuty operations moto lacks answer as an account without filters or IP sets
         // would; attacks override them per detector.
         proxy.add(
@@ -214,16 +219,13 @@ impl Lab {
             moto,
             proxy,
             description,
-            factory,
         })
     }
 
     /// Clients acting in member account `account` as an attacker who holds a role there
     /// (straight to moto, so the proxy's counts show only trailwarden's calls).
     pub async fn attacker(&self, account: &str) -> AccountConfig {
-        self.factory
-            .assume_role(&format!("arn:aws:iam::{account}:role/{ATTACKER_ROLE}"))
-            .await
+        self.description.attacker(account).await
     }
 
     /// Reads the state of every member account as trailwarden's auditor does (through the
@@ -293,9 +295,20 @@ impl LabDescription {
             })
     }
 
-    /// Attacker clients for a lab served by another process (from its description).
+    /// Clients of an attacker holding a role in `account`. They go through the proxy, so
+    /// CloudTrail (the recorder) sees every call, and carry `app/trailwarden-lab` so the
+    /// proxy's call counts stay those of the tool under test.
     pub async fn attacker(&self, account: &str) -> AccountConfig {
-        ClientFactory::new(&operator_options(&self.moto_endpoint))
+        let mut options = operator_options(&self.endpoint);
+        options.app_name = Some("trailwarden-lab".into());
+        options.static_credentials = Some(Credentials::new(
+            "AKIALABATTACKER00001",
+            "attacker-secret",
+            None,
+            None,
+            "trailwarden-lab",
+        ));
+        ClientFactory::new(&options)
             .await
             .assume_role(&format!("arn:aws:iam::{account}:role/{ATTACKER_ROLE}"))
             .await

@@ -65,6 +65,7 @@ async fn main() -> Result<()> {
             let lab = Lab::start(&LabSpec {
                 accounts,
                 denied_accounts,
+                ..LabSpec::default()
             })
             .await?;
             let text = serde_json::to_string_pretty(&lab.description)?;

@@ -65,6 +65,7 @@ async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_no
     let lab = Lab::start(&LabSpec {
         accounts: TECHNIQUES.len() + 1,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -124,6 +125,7 @@ async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
     let lab = Lab::start(&LabSpec {
         accounts: 2,
         denied_accounts: 1,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -189,6 +191,7 @@ async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_sta
     let lab = Lab::start(&LabSpec {
         accounts: 2,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -230,6 +233,7 @@ async fn a_combined_attack_on_one_account_is_found_whole() {
     let lab = Lab::start(&LabSpec {
         accounts: 1,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");

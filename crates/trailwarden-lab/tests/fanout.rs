@@ -104,6 +104,7 @@ async fn throttling_is_retried_with_backoff_until_it_passes() {
     let lab = Lab::start(&LabSpec {
         accounts: 1,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -137,6 +138,7 @@ async fn a_failing_region_is_a_gap_for_that_region_only() {
     let lab = Lab::start(&LabSpec {
         accounts: 2,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -179,6 +181,7 @@ async fn named_regions_are_checked_against_the_enabled_ones() {
     let lab = Lab::start(&LabSpec {
         accounts: 1,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -207,6 +210,7 @@ async fn denied_region_discovery_is_an_account_gap_unless_regions_are_named() {
     let lab = Lab::start(&LabSpec {
         accounts: 1,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -245,6 +249,7 @@ async fn without_accounts_the_callers_own_account_is_read() {
     let lab = Lab::start(&LabSpec {
         accounts: 1,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");

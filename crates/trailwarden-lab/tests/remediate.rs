@@ -33,6 +33,7 @@ async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
     let lab = Lab::start(&LabSpec {
         accounts: TECHNIQUES.len(),
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");

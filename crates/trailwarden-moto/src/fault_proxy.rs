@@ -213,8 +213,33 @@ const REST_JSON_SERVICES: &[&str] = &[
     "access-analyzer",
 ];
 
+/// One request the proxy answered, for observers (the lab's CloudTrail emulation).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub request: RequestInfo,
+    pub method: String,
+    pub query: Option<String>,
+    pub user_agent: Option<String>,
+    /// HTTP status of the answer (an injected fault's, or moto's).
+    pub status: u16,
+    pub response: Bytes,
+}
+
+/// Called with every exchange after it was answered; must not block.
+pub type Observer = Arc<dyn Fn(Exchange) + Send + Sync>;
+
+#[derive(Default)]
+struct Observers(Vec<Observer>);
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} observer(s)", self.0.len())
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
+    observers: Observers,
     faults: Vec<(Fault, u64)>,
     calls: BTreeMap<(String, String), u64>,
     requests: BTreeMap<(String, String), u64>,
@@ -264,6 +289,16 @@ impl FaultProxy {
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Adds an observer of every answered request.
+    pub fn observe(&self, observer: Observer) {
+        self.state
+            .lock()
+            .expect("fault proxy state")
+            .observers
+            .0
+            .push(observer);
     }
 
     pub fn add(&self, fault: Fault) -> FaultId {
@@ -364,10 +399,19 @@ async fn handle(
     let injected = {
         let mut state = state.lock().expect("fault proxy state");
         let key = (info.service.clone(), info.operation.clone());
-        if info.attempt <= 1 {
+        let uncounted = parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ua| ua.contains(UNCOUNTED_AGENT));
+        if uncounted {
+            // The lab's own traffic (attacks) is not trailwarden's calls.
+        } else if info.attempt <= 1 {
             *state.calls.entry(key.clone()).or_default() += 1;
         }
-        *state.requests.entry(key).or_default() += 1;
+        if !uncounted {
+            *state.requests.entry(key).or_default() += 1;
+        }
         state
             .faults
             .iter_mut()
@@ -380,8 +424,32 @@ async fn handle(
                 fault.response(&info, is_json)
             })
     };
+    let method = parts.method.to_string();
+    let query = parts.uri.query().map(str::to_owned);
+    let user_agent = parts
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let notify = |status: u16, response: &Bytes| {
+        let observers: Vec<Observer> = state.lock().expect("fault proxy state").observers.0.clone();
+        for observer in observers {
+            observer(Exchange {
+                request: info.clone(),
+                method: method.clone(),
+                query: query.clone(),
+                user_agent: user_agent.clone(),
+                status,
+                response: response.clone(),
+            });
+        }
+    };
     if let Some(response) = injected {
-        return Ok(response);
+        let (parts, body) = response.into_parts();
+        let Ok(collected) = body.collect().await;
+        let body = collected.to_bytes();
+        notify(parts.status.as_u16(), &body);
+        return Ok(Response::from_parts(parts, Full::new(body)));
     }
 
     let path_and_query = parts
@@ -404,6 +472,7 @@ async fn handle(
             let (mut parts, body) = response.into_parts();
             let body = fix_moto_quirks(body.collect().await?.to_bytes());
             parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            notify(parts.status.as_u16(), &body);
             Ok(Response::from_parts(parts, Full::new(body)))
         }
         Err(e) => {
@@ -421,6 +490,10 @@ async fn handle(
         }
     }
 }
+
+/// Requests whose User-Agent carries this (`app/trailwarden-lab`) are forwarded, faulted and
+/// observed but not counted: they are the lab's, not the tool's under test.
+pub const UNCOUNTED_AGENT: &str = "app/trailwarden-lab";
 
 /// Where the proxy reports its call counts, for tools outside the process (benchmarks).
 pub const CALLS_PATH: &str = "/__trailwarden_lab/calls";

@@ -9,6 +9,7 @@ mod fault_proxy;
 mod server;
 
 pub use fault_proxy::{
-    CALLS_PATH, FAULTS_PATH, Fault, FaultId, FaultProxy, RequestInfo, post_fault,
+    CALLS_PATH, Exchange, FAULTS_PATH, Fault, FaultId, FaultProxy, Observer, RequestInfo,
+    post_fault,
 };
 pub use server::{HarnessError, MOTO_INSTALL_HINT, MotoServer};

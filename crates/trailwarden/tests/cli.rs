@@ -158,6 +158,7 @@ async fn a_complete_inventory_exits_0_and_jsonl_has_one_object_per_line() {
     let lab = Lab::start(&LabSpec {
         accounts: 2,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -258,6 +259,7 @@ async fn capture_then_audit_clean_then_tampered_then_bad_baseline() {
     let lab = Lab::start(&LabSpec {
         accounts: 2,
         denied_accounts: 1,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -394,6 +396,7 @@ async fn remediate_plans_then_restores_then_is_a_no_op_and_journals_everything()
     let lab = Lab::start(&LabSpec {
         accounts: 2,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");
@@ -590,6 +593,7 @@ async fn aws_endpoint_url_and_named_profiles_work_as_in_the_aws_cli() {
     let lab = Lab::start(&LabSpec {
         accounts: 1,
         denied_accounts: 0,
+        ..LabSpec::default()
     })
     .await
     .expect("lab");

@@ -1,0 +1,500 @@
+//! CloudTrail emulation: every mutating call made through the lab's proxy becomes a
+//! real-shaped CloudTrail record, sent (a) as an "AWS API Call via CloudTrail" event to that
+//! region's default EventBridge bus in moto and (b) into the log bucket of every trail that is
+//! logging and covers the region, as `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`
+//! files written every few seconds. Stopping a trail really stops its logs.
+//!
+//! Not emulated (yet): digest files, data events, read-only events, organization trails.
+
+use crate::{HOME_REGION, operator_options};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use trailwarden_aws::{AccountConfig, ClientFactory};
+use trailwarden_model::finding::rfc3339;
+use trailwarden_moto::{Exchange, FaultProxy};
+
+/// The account moto gives keys it does not know (the lab operator's static keys).
+const DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// Who made a call, as CloudTrail's `userIdentity` says it.
+#[derive(Debug, Clone)]
+struct Identity {
+    account: String,
+    user_identity: Value,
+}
+
+type Buffers = Arc<Mutex<BTreeMap<(String, String), Vec<Value>>>>;
+
+/// Starts recording the proxy's traffic; log files are written every `interval`.
+pub fn start(proxy: &FaultProxy, moto_endpoint: &str, interval: Duration) {
+    let (tx, rx) = mpsc::unbounded_channel::<Exchange>();
+    proxy.observe(Arc::new(move |exchange| {
+        let _ = tx.send(exchange);
+    }));
+    let buffers: Buffers = Arc::default();
+    let endpoint = moto_endpoint.to_owned();
+    let clients = Arc::new(AccountClients::new(endpoint));
+    tokio::spawn(record(rx, clients.clone(), buffers.clone()));
+    tokio::spawn(deliver(clients, buffers, interval));
+}
+
+/// Clients acting in each account on CloudTrail's behalf, straight to moto.
+struct AccountClients {
+    endpoint: String,
+    cache: tokio::sync::Mutex<HashMap<String, AccountConfig>>,
+}
+
+impl AccountClients {
+    fn new(endpoint: String) -> Self {
+        Self {
+            endpoint,
+            cache: tokio::sync::Mutex::default(),
+        }
+    }
+
+    async fn get(&self, account: &str) -> AccountConfig {
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.get(account) {
+            return c.clone();
+        }
+        let c = ClientFactory::new(&operator_options(&self.endpoint))
+            .await
+            .assume_role(&format!(
+                "arn:aws:iam::{account}:role/aws-service-role/cloudtrail.amazonaws.com/AWSServiceRoleForCloudTrail"
+            ))
+            .await;
+        cache.insert(account.to_owned(), c.clone());
+        c
+    }
+}
+
+async fn record(
+    mut rx: mpsc::UnboundedReceiver<Exchange>,
+    clients: Arc<AccountClients>,
+    buffers: Buffers,
+) {
+    let mut identities: HashMap<String, Identity> = HashMap::new();
+    while let Some(x) = rx.recv().await {
+        let req = &x.request;
+        if req.service == "sts"
+            && req.operation == "AssumeRole"
+            && x.status == 200
+            && let Some((key, identity)) = assumed_identity(&x)
+        {
+            identities.insert(key, identity);
+        }
+        if req.service.is_empty() || !is_mutating(&x) {
+            continue;
+        }
+        let identity = identities
+            .get(&req.access_key_id)
+            .cloned()
+            .unwrap_or_else(|| Identity {
+                account: DEFAULT_ACCOUNT.into(),
+                user_identity: json!({
+                    "type": "IAMUser",
+                    "principalId": "AIDALABOPERATOR00001",
+                    "arn": format!("arn:aws:iam::{DEFAULT_ACCOUNT}:user/lab-operator"),
+                    "accountId": DEFAULT_ACCOUNT,
+                    "accessKeyId": req.access_key_id,
+                    "userName": "lab-operator",
+                }),
+            });
+        let record = cloudtrail_record(&x, &identity);
+        let region = if req.region.is_empty() {
+            HOME_REGION.to_owned()
+        } else {
+            req.region.clone()
+        };
+        let event_source = record["eventSource"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let account_clients = clients.get(&identity.account).await;
+        let entry = trailwarden_aws::sdk::eventbridge::types::PutEventsRequestEntry::builder()
+            .source(format!(
+                "aws.{}",
+                event_source.trim_end_matches(".amazonaws.com")
+            ))
+            .detail_type("AWS API Call via CloudTrail")
+            .detail(record.to_string())
+            .build();
+        let _ = account_clients
+            .eventbridge(&region)
+            .put_events()
+            .entries(entry)
+            .send()
+            .await;
+        buffers
+            .lock()
+            .expect("recorder buffers")
+            .entry((identity.account.clone(), region))
+            .or_default()
+            .push(record);
+    }
+}
+
+/// Every `interval`, each account × region's records go to the buckets of the trails that
+/// log that region; records of a region no logging trail covers are lost, as in AWS.
+async fn deliver(clients: Arc<AccountClients>, buffers: Buffers, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let batch: Vec<((String, String), Vec<Value>)> =
+            std::mem::take(&mut *buffers.lock().expect("recorder buffers"))
+                .into_iter()
+                .collect();
+        for ((account, region), records) in batch {
+            let c = clients.get(&account).await;
+            let Ok(trails) = c
+                .cloudtrail(&region)
+                .describe_trails()
+                .include_shadow_trails(true)
+                .send()
+                .await
+            else {
+                continue;
+            };
+            for t in trails.trail_list() {
+                let covers = t.is_multi_region_trail().unwrap_or(false)
+                    || t.home_region() == Some(region.as_str());
+                let (Some(arn), Some(bucket)) = (t.trail_arn(), t.s3_bucket_name()) else {
+                    continue;
+                };
+                if !covers {
+                    continue;
+                }
+                let home = t.home_region().unwrap_or(&region).to_owned();
+                let logging = c
+                    .cloudtrail(&home)
+                    .get_trail_status()
+                    .name(t.name().unwrap_or(arn))
+                    .send()
+                    .await
+                    .map(|s| s.is_logging().unwrap_or(false))
+                    .unwrap_or(false);
+                if !logging {
+                    continue;
+                }
+                let key = log_file_key(t.s3_key_prefix(), &account, &region);
+                let body = gzip(&json!({"Records": records}).to_string());
+                let _ = c
+                    .s3(HOME_REGION)
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(trailwarden_aws::sdk::s3::primitives::ByteStream::from(body))
+                    .send()
+                    .await;
+            }
+        }
+    }
+}
+
+fn log_file_key(prefix: Option<&str>, account: &str, region: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stamp = rfc3339(now); // 2026-11-28T16:23:20Z
+    let (date, time) = stamp.split_once('T').unwrap_or((&stamp, ""));
+    let day = date.replace('-', "/");
+    let compact = format!(
+        "{}T{}Z",
+        date.replace('-', ""),
+        &time.replace(':', "")[..4.min(time.len())]
+    );
+    let file = format!(
+        "{account}_CloudTrail_{region}_{compact}_{}.json.gz",
+        unique_id()
+    );
+    let base = format!("AWSLogs/{account}/CloudTrail/{region}/{day}/{file}");
+    match prefix.filter(|p| !p.is_empty()) {
+        Some(p) => format!("{}/{base}", p.trim_end_matches('/')),
+        None => base,
+    }
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = e.write_all(text.as_bytes());
+    e.finish().unwrap_or_default()
+}
+
+/// A 16-hex-digit id unique within the process (event ids, file names).
+fn unique_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "{:016x}",
+        t.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id())
+    )
+}
+
+fn uuid() -> String {
+    let a = unique_id();
+    let b = unique_id();
+    format!(
+        "{}-{}-4{}-a{}-{}{}",
+        &a[..8],
+        &a[8..12],
+        &a[13..16],
+        &b[1..4],
+        &b[4..16],
+        ""
+    )
+}
+
+/// Reads or writes? Reads are Get*/List*/Describe*/Head*/Lookup* and GET/HEAD on REST APIs.
+fn is_mutating(x: &Exchange) -> bool {
+    let op = x.request.operation.as_str();
+    if x.request.service == "s3" && x.request.path.trim_matches('/').contains('/') {
+        return false; // object-level calls are data events, not management events
+    }
+    if x.method == "GET" || x.method == "HEAD" {
+        return false;
+    }
+    ![
+        "Get", "List", "Describe", "Head", "Lookup", "Test", "Validate",
+    ]
+    .iter()
+    .any(|p| op.starts_with(p))
+}
+
+/// An AssumeRole answer: the new access key and who it is.
+fn assumed_identity(x: &Exchange) -> Option<(String, Identity)> {
+    let body = std::str::from_utf8(&x.response).ok()?;
+    let key = xml_text(body, "AccessKeyId")?;
+    let arn = xml_text(body, "Arn")?;
+    let role_arn = form_field(&x.request.body, "RoleArn")?;
+    let account = role_arn.split(':').nth(4)?.to_owned();
+    let principal = xml_text(body, "AssumedRoleId").unwrap_or_default();
+    Some((
+        key.clone(),
+        Identity {
+            account: account.clone(),
+            user_identity: json!({
+                "type": "AssumedRole",
+                "principalId": principal,
+                "arn": arn,
+                "accountId": account,
+                "accessKeyId": key,
+                "sessionContext": {
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "principalId": principal.split(':').next().unwrap_or_default(),
+                        "arn": role_arn,
+                        "accountId": account,
+                        "userName": role_arn.rsplit('/').next().unwrap_or_default(),
+                    },
+                    "attributes": {"creationDate": rfc3339(now()), "mfaAuthenticated": "false"}
+                }
+            }),
+        },
+    ))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn xml_text(body: &str, tag: &str) -> Option<String> {
+    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    Some(body[start..end].to_owned())
+}
+
+fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The record AWS would write for this call.
+fn cloudtrail_record(x: &Exchange, identity: &Identity) -> Value {
+    let req = &x.request;
+    let source = format!(
+        "{}.amazonaws.com",
+        match req.service.as_str() {
+            "events" => "events",
+            other => other,
+        }
+    );
+    let event_name = event_name(x);
+    let request_parameters = request_parameters(x);
+    let response: Option<Value> = serde_json::from_slice(&x.response).ok();
+    let mut record = json!({
+        "eventVersion": "1.09",
+        "userIdentity": identity.user_identity,
+        "eventTime": rfc3339(now()),
+        "eventSource": source,
+        "eventName": event_name,
+        "awsRegion": if req.region.is_empty() { HOME_REGION } else { req.region.as_str() },
+        "sourceIPAddress": "127.0.0.1",
+        "userAgent": x.user_agent.clone().unwrap_or_default(),
+        "requestParameters": request_parameters,
+        "responseElements": Value::Null,
+        "requestID": uuid(),
+        "eventID": uuid(),
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": identity.account,
+        "eventCategory": "Management",
+    });
+    if x.status >= 400 {
+        let text = String::from_utf8_lossy(&x.response);
+        let code = response
+            .as_ref()
+            .and_then(|r| {
+                r["__type"]
+                    .as_str()
+                    .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
+            })
+            .or_else(|| xml_text(&text, "Code"))
+            .unwrap_or_else(|| format!("HTTP{}", x.status));
+        let message = response
+            .as_ref()
+            .and_then(|r| {
+                r["message"]
+                    .as_str()
+                    .or(r["Message"].as_str())
+                    .map(str::to_owned)
+            })
+            .or_else(|| xml_text(&text, "Message"))
+            .unwrap_or_default();
+        record["errorCode"] = json!(code);
+        record["errorMessage"] = json!(message);
+    } else if let Some(r) = response.filter(|r| r.as_object().is_some_and(|o| !o.is_empty())) {
+        record["responseElements"] = camel(r);
+    }
+    record
+}
+
+fn event_name(x: &Exchange) -> String {
+    let op = &x.request.operation;
+    if !op.contains(' ') {
+        return op.clone();
+    }
+    // REST calls the proxy could not name: S3 bucket subresources.
+    let sub = x
+        .query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .next()
+        .unwrap_or("")
+        .split('=')
+        .next()
+        .unwrap_or("");
+    match (x.method.as_str(), sub) {
+        ("PUT", "") => "CreateBucket".into(),
+        ("DELETE", "") => "DeleteBucket".into(),
+        ("PUT", s) => format!("PutBucket{}", capitalise(s)),
+        ("DELETE", s) => format!("DeleteBucket{}", capitalise(s)),
+        (m, s) => format!("{m}{}", capitalise(s)),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn request_parameters(x: &Exchange) -> Value {
+    let req = &x.request;
+    if let Ok(v) = serde_json::from_str::<Value>(&req.body) {
+        return camel(v);
+    }
+    if req.body.contains('=') && !req.body.trim_start().starts_with('<') {
+        let mut map = Map::new();
+        for kv in req.body.split('&') {
+            if let Some((k, v)) = kv.split_once('=')
+                && k != "Action"
+                && k != "Version"
+            {
+                map.insert(lower_first(k), json!(v));
+            }
+        }
+        return Value::Object(map);
+    }
+    if req.service == "s3" {
+        let bucket = req.path.trim_matches('/').to_owned();
+        let mut map = Map::new();
+        map.insert("bucketName".into(), json!(bucket));
+        map.insert("Host".into(), json!(format!("{bucket}.s3.amazonaws.com")));
+        if let Some(sub) = x.query.as_deref().filter(|q| !q.is_empty()) {
+            map.insert(sub.split('=').next().unwrap_or(sub).to_owned(), json!(""));
+        }
+        return Value::Object(map);
+    }
+    Value::Null
+}
+
+fn lower_first(k: &str) -> String {
+    let mut c = k.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// CloudTrail writes request and response members in lowerCamelCase.
+fn camel(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (lower_first(&k), camel(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(camel).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_lower_camel_case_all_the_way_down() {
+        assert_eq!(
+            camel(json!({"Name": "t", "EventSelectors": [{"ReadWriteType": "All"}]})),
+            json!({"name": "t", "eventSelectors": [{"readWriteType": "All"}]})
+        );
+    }
+
+    #[test]
+    fn log_file_keys_follow_the_awslogs_layout() {
+        let key = log_file_key(Some("team/"), "111111111111", "eu-west-1");
+        assert!(
+            key.starts_with("team/AWSLogs/111111111111/CloudTrail/eu-west-1/20"),
+            "{key}"
+        );
+        assert!(
+            key.contains("/111111111111_CloudTrail_eu-west-1_20"),
+            "{key}"
+        );
+        assert!(key.ends_with(".json.gz"), "{key}");
+        assert!(log_file_key(None, "1", "r").starts_with("AWSLogs/1/CloudTrail/r/"));
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let ids: std::collections::BTreeSet<String> = (0..1000).map(|_| uuid()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+}

@@ -1,0 +1,222 @@
+//! The lab's CloudTrail emulation: calls made through the lab become real-shaped records on
+//! EventBridge (delivered by a rule to SQS) and in log files of logging trails only.
+
+use std::time::Duration;
+use trailwarden_aws::AccountConfig;
+use trailwarden_aws::sdk::{eventbridge, s3};
+use trailwarden_lab::{HOME_REGION, Lab, LabSpec};
+
+const ACCOUNT: &str = "100000000001";
+
+async fn log_objects(c: &AccountConfig, bucket: &str) -> Vec<String> {
+    let list = c
+        .s3(HOME_REGION)
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("AWSLogs/{ACCOUNT}/CloudTrail/"))
+        .send()
+        .await
+        .unwrap();
+    list.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+async fn records_in(c: &AccountConfig, bucket: &str, key: &str) -> Vec<serde_json::Value> {
+    let object = c
+        .s3(HOME_REGION)
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["Records"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_become_records_on_eventbridge_and_in_log_files_while_the_trail_logs() {
+    let started = std::time::Instant::now();
+    let lab = Lab::start(&LabSpec {
+        accounts: 1,
+        denied_accounts: 0,
+        log_interval: Duration::from_millis(500),
+    })
+    .await
+    .expect("lab");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "lab took {:?}",
+        started.elapsed()
+    );
+    let bucket = lab.description.accounts[0].bucket.clone().unwrap();
+    // The defenders' plumbing: a rule forwarding trail tampering to a queue.
+    let defender = lab.attacker(ACCOUNT).await;
+    let queue = defender
+        .sqs(HOME_REGION)
+        .create_queue()
+        .queue_name("tamper")
+        .send()
+        .await
+        .unwrap();
+    let queue_url = queue.queue_url().unwrap().to_owned();
+    let queue_arn = format!("arn:aws:sqs:{HOME_REGION}:{ACCOUNT}:tamper");
+    let events = defender.eventbridge(HOME_REGION);
+    events
+        .put_rule()
+        .name("trail-tampering")
+        .event_pattern(
+            r#"{"source":["aws.cloudtrail"],"detail-type":["AWS API Call via CloudTrail"],"detail":{"eventName":["StopLogging","StartLogging"]}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("trail-tampering")
+        .targets(
+            eventbridge::types::Target::builder()
+                .id("q")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // A logging trail delivers the records of calls made through the lab.
+    lab.attack("suspend-versioning", ACCOUNT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let delivered = log_objects(&defender, &bucket).await;
+    assert!(!delivered.is_empty(), "no log file delivered while logging");
+    let records = records_in(&defender, &bucket, &delivered[0]).await;
+    let versioning = records
+        .iter()
+        .find(|r| r["eventName"] == "PutBucketVersioning")
+        .unwrap_or_else(|| panic!("{records:#?}"));
+    assert_eq!(versioning["eventSource"], "s3.amazonaws.com");
+    assert_eq!(versioning["recipientAccountId"], ACCOUNT);
+    assert_eq!(versioning["awsRegion"], HOME_REGION);
+    assert_eq!(versioning["userIdentity"]["type"], "AssumedRole");
+    assert!(
+        versioning["userIdentity"]["arn"]
+            .as_str()
+            .unwrap()
+            .contains(":assumed-role/compromised-admin/")
+    );
+    assert_eq!(
+        versioning["requestParameters"]["bucketName"],
+        bucket.as_str()
+    );
+    // Every field the readers and rules rely on parses as a CloudTrail record.
+    let parsed: trailwarden_model::record::CloudTrailRecord =
+        serde_json::from_value(versioning.clone()).unwrap();
+    assert_eq!(parsed.event_name.as_deref(), Some("PutBucketVersioning"));
+
+    // StopLogging: the event reaches EventBridge → SQS, and log delivery stops.
+    lab.attack("stop-logging", ACCOUNT).await.unwrap();
+    let messages = defender
+        .sqs(HOME_REGION)
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<serde_json::Value> = messages
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    let stop = bodies
+        .iter()
+        .find(|b| b["detail"]["eventName"] == "StopLogging")
+        .unwrap_or_else(|| panic!("{bodies:#?}"));
+    assert_eq!(stop["detail-type"], "AWS API Call via CloudTrail");
+    assert_eq!(
+        stop["detail"]["requestParameters"]["name"],
+        "management-events"
+    );
+    assert!(stop["detail"].get("errorCode").is_none());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = log_objects(&defender, &bucket).await.len();
+    lab.attack("validation-off", ACCOUNT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        log_objects(&defender, &bucket).await.len(),
+        before,
+        "logs delivered while stopped"
+    );
+
+    // StartLogging: delivery resumes.
+    defender
+        .cloudtrail(HOME_REGION)
+        .start_logging()
+        .name("management-events")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = log_objects(&defender, &bucket).await;
+    assert!(
+        after.len() > before,
+        "delivery did not resume after StartLogging"
+    );
+    let _ = s3::primitives::ByteStream::from_static(b"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_attempt_is_recorded_with_its_error() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 1,
+        denied_accounts: 0,
+        log_interval: Duration::from_millis(500),
+    })
+    .await
+    .expect("lab");
+    lab.proxy.add(
+        trailwarden_moto::Fault::error(
+            400,
+            "AccessDeniedException",
+            "not authorized to perform: cloudtrail:DeleteTrail",
+        )
+        .service("cloudtrail")
+        .operation("DeleteTrail"),
+    );
+    let attacker = lab.attacker(ACCOUNT).await;
+    assert!(
+        attacker
+            .cloudtrail(HOME_REGION)
+            .delete_trail()
+            .name("management-events")
+            .send()
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bucket = lab.description.accounts[0].bucket.clone().unwrap();
+    let mut found = None;
+    for key in log_objects(&attacker, &bucket).await {
+        for r in records_in(&attacker, &bucket, &key).await {
+            if r["eventName"] == "DeleteTrail" {
+                found = Some(r);
+            }
+        }
+    }
+    let r = found.expect("the denied DeleteTrail is in the logs");
+    assert_eq!(r["errorCode"], "AccessDeniedException");
+    assert!(
+        r["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not authorized")
+    );
+}
