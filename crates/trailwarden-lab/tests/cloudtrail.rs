@@ -220,3 +220,95 @@ async fn a_denied_attempt_is_recorded_with_its_error() {
             .contains("not authorized")
     );
 }
+
+/// Real records of the corpus (Stratus Red Team detonations).
+fn corpus_records() -> Vec<serde_json::Value> {
+    let dir = std::env::var("TRAILWARDEN_CORPUS").unwrap_or_else(|_| {
+        panic!(
+            "TRAILWARDEN_CORPUS is not set: point it at the shared corpus (CI: ../shared/corpus)"
+        )
+    });
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(dir);
+    let folder = root.join("stratus-red-team/detonation-logs");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+    {
+        let path = entry.unwrap().path();
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        out.extend(doc.as_array().cloned().unwrap_or_default());
+    }
+    out
+}
+
+fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_have_the_fields_and_shapes_of_real_cloudtrail_records() {
+    let real = corpus_records();
+    let real_stop = real
+        .iter()
+        .find(|r| r["eventName"] == "StopLogging")
+        .expect("Stratus StopLogging");
+    let real_role = real
+        .iter()
+        .find(|r| r["userIdentity"]["type"] == "AssumedRole" && r["errorCode"].is_null())
+        .expect("a real AssumedRole record");
+
+    let lab = Lab::start(&LabSpec {
+        accounts: 1,
+        denied_accounts: 0,
+        log_interval: Duration::from_millis(300),
+    })
+    .await
+    .expect("lab");
+    // Stop then start: the StartLogging record is delivered (the trail logs again).
+    lab.attack("stop-logging", ACCOUNT).await.unwrap();
+    let defender = lab.attacker(ACCOUNT).await;
+    defender
+        .cloudtrail(HOME_REGION)
+        .start_logging()
+        .name("management-events")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let bucket = lab.description.accounts[0].bucket.clone().unwrap();
+    let mut ours = None;
+    for key in log_objects(&defender, &bucket).await {
+        for r in records_in(&defender, &bucket, &key).await {
+            if r["eventName"] == "StartLogging" {
+                ours = Some(r);
+            }
+        }
+    }
+    let ours = ours.expect("a StartLogging record in the logs");
+    // The same top-level fields as AWS writes (tlsDetails aside: no TLS on loopback).
+    let mut want = keys(real_stop);
+    want.remove("tlsDetails");
+    assert_eq!(keys(&ours), want);
+    for field in ["eventVersion", "eventTime", "eventID", "requestID"] {
+        assert!(ours[field].is_string(), "{field}");
+    }
+    assert_eq!(ours["readOnly"], false);
+    assert_eq!(ours["managementEvent"], true);
+    assert_eq!(ours["requestParameters"]["name"], "management-events");
+    // An assumed role's identity has AWS's fields, session context included.
+    let want_identity = keys(&real_role["userIdentity"]);
+    assert!(
+        keys(&ours["userIdentity"]).is_subset(&want_identity),
+        "{} vs {}",
+        ours["userIdentity"],
+        real_role["userIdentity"]
+    );
+    assert_eq!(
+        keys(&ours["userIdentity"]["sessionContext"]["sessionIssuer"]),
+        keys(&real_role["userIdentity"]["sessionContext"]["sessionIssuer"])
+    );
+}
