@@ -38,7 +38,6 @@ fn permission_gap(mut gap: Gap) -> Gap {
 
 /// Runs one step of a plan.
 pub async fn apply(account: &Account, step: &Step) -> Result<()> {
-    let r = step.region.as_str();
     let c = &account.clients;
     match &step.action {
         Action::CreateBucket { bucket } => create_bucket(account, bucket).await?,
@@ -241,7 +240,6 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
             call!(account, region, "ec2:CreateFlowLogs", req.send());
         }
     }
-    let _ = r;
     Ok(())
 }
 

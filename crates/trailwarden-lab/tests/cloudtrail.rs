@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use trailwarden_aws::AccountConfig;
-use trailwarden_aws::sdk::{eventbridge, s3};
+use trailwarden_aws::sdk::eventbridge;
 use trailwarden_lab::{HOME_REGION, Lab, LabSpec};
 
 const ACCOUNT: &str = "100000000001";
@@ -170,7 +170,6 @@ async fn calls_become_records_on_eventbridge_and_in_log_files_while_the_trail_lo
         after.len() > before,
         "delivery did not resume after StartLogging"
     );
-    let _ = s3::primitives::ByteStream::from_static(b"");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
