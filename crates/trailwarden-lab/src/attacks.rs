@@ -67,26 +67,6 @@ pub fn technique(id: &str) -> Option<&'static Technique> {
     TECHNIQUES.iter().find(|t| t.id == id)
 }
 
-fn fail(account: &str, what: &str, e: impl std::fmt::Display) -> LabError {
-    LabError::Seed {
-        account: account.to_owned(),
-        what: format!("attack {what}"),
-        message: e.to_string(),
-    }
-}
-
-macro_rules! call {
-    ($account:expr, $what:literal, $fut:expr) => {
-        $fut.await.map_err(|e| {
-            fail(
-                $account,
-                $what,
-                trailwarden_aws::sdk::sts::error::DisplayErrorContext(e),
-            )
-        })?
-    };
-}
-
 const TRAIL: &str = "management-events";
 
 /// Performs `id` against `target` with the attacker's clients; returns what was done.
@@ -307,7 +287,7 @@ pub async fn perform(
                 )
                 .expiration(s3::types::LifecycleExpiration::builder().days(1).build())
                 .build()
-                .map_err(|e| fail(a, "rule", e))?;
+                .map_err(|e| crate::step_failed(a, "rule", e))?;
             // A put replaces the configuration: the attacker keeps the existing rule to look benign.
             let keep = call!(
                 a,
@@ -327,7 +307,7 @@ pub async fn perform(
                         s3::types::BucketLifecycleConfiguration::builder()
                             .set_rules(Some(rules))
                             .build()
-                            .map_err(|e| fail(a, "lifecycle", e))?
+                            .map_err(|e| crate::step_failed(a, "lifecycle", e))?
                     )
                     .send()
             );
@@ -339,7 +319,7 @@ pub async fn perform(
                 ))
                 .events(s3::types::Event::S3ObjectCreated)
                 .build()
-                .map_err(|e| fail(a, "notification", e))?;
+                .map_err(|e| crate::step_failed(a, "notification", e))?;
             call!(
                 a,
                 "PutBucketNotificationConfiguration",

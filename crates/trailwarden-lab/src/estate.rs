@@ -73,26 +73,6 @@ pub fn cloudtrail_key_policy(account: &str) -> String {
     .to_string()
 }
 
-fn fail(account: &str, what: &str, e: impl std::fmt::Display) -> LabError {
-    LabError::Seed {
-        account: account.to_owned(),
-        what: what.to_owned(),
-        message: e.to_string(),
-    }
-}
-
-macro_rules! call {
-    ($account:expr, $what:literal, $fut:expr) => {
-        $fut.await.map_err(|e| {
-            fail(
-                $account,
-                $what,
-                trailwarden_aws::sdk::sts::error::DisplayErrorContext(e),
-            )
-        })?
-    };
-}
-
 pub(crate) async fn seed_account(
     clients: &AccountConfig,
     account: &str,
@@ -172,7 +152,7 @@ pub(crate) async fn seed_account(
         )
         .expiration(s3::types::LifecycleExpiration::builder().days(2555).build())
         .build()
-        .map_err(|e| fail(account, "lifecycle rule", e))?;
+        .map_err(|e| crate::step_failed(account, "lifecycle rule", e))?;
     call!(
         account,
         "s3:PutLifecycleConfiguration",
@@ -182,7 +162,7 @@ pub(crate) async fn seed_account(
                 s3::types::BucketLifecycleConfiguration::builder()
                     .rules(retention)
                     .build()
-                    .map_err(|e| fail(account, "lifecycle", e))?
+                    .map_err(|e| crate::step_failed(account, "lifecycle", e))?
             )
             .send()
     );
@@ -226,7 +206,7 @@ pub(crate) async fn seed_account(
         .filter_pattern("{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }")
         .metric_transformations(logs::types::MetricTransformation::builder()
             .metric_name("CloudTrailConfigurationChanges").metric_namespace("CISBenchmark")
-            .metric_value("1").build().map_err(|e| fail(account, "metric transformation", e))?)
+            .metric_value("1").build().map_err(|e| crate::step_failed(account, "metric transformation", e))?)
         .send());
     let log_group_arn = format!("arn:aws:logs:{HOME_REGION}:{account}:log-group:{LOG_GROUP}:*");
 
@@ -244,7 +224,7 @@ pub(crate) async fn seed_account(
                     .key("owner")
                     .value("security")
                     .build()
-                    .map_err(|e| fail(account, "tag", e))?,
+                    .map_err(|e| crate::step_failed(account, "tag", e))?,
             );
         if trail.multi_region {
             create = create

@@ -8,6 +8,20 @@
 //! It must never be a dependency of a shipped binary. It makes AWS calls only through
 //! trailwarden-aws's clients (that crate alone depends on the SDK).
 
+/// Awaits an SDK call of a lab step; its error becomes a [`LabError`] naming the account, the
+/// call and the SDK's whole error chain.
+macro_rules! call {
+    ($account:expr, $what:literal, $fut:expr) => {
+        $fut.await.map_err(|e| {
+            crate::step_failed(
+                $account,
+                $what,
+                trailwarden_aws::sdk::sts::error::DisplayErrorContext(e),
+            )
+        })?
+    };
+}
+
 pub mod attacks;
 mod estate;
 pub mod recorder;
@@ -150,12 +164,20 @@ pub enum LabError {
     Harness(#[from] trailwarden_moto::HarnessError),
     #[error("fault proxy: {0}")]
     Proxy(std::io::Error),
-    #[error("seeding account {account}: {what}: {message}")]
+    #[error("account {account}: {what}: {message}")]
     Seed {
         account: String,
         what: String,
         message: String,
     },
+}
+
+fn step_failed(account: &str, what: &str, e: impl std::fmt::Display) -> LabError {
+    LabError::Seed {
+        account: account.to_owned(),
+        what: what.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 impl Lab {
