@@ -255,12 +255,32 @@ fn uuid() -> String {
 }
 
 /// Reads or writes? Reads are Get*/List*/Describe*/Head*/Lookup* and GET/HEAD on REST APIs.
+/// Calls that are data events, or read-only though their names do not say so: CloudTrail
+/// does not record them as (write) management events.
+const DATA_OR_READ_ONLY: &[&str] = &[
+    "SendMessage",
+    "SendMessageBatch",
+    "ReceiveMessage",
+    "DeleteMessage",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibility",
+    "PutEvents",
+    "PutLogEvents",
+    "Encrypt",
+    "Decrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+];
+
 fn is_mutating(x: &Exchange) -> bool {
     let op = x.request.operation.as_str();
     if x.request.service == "s3" && x.request.path.trim_matches('/').contains('/') {
         return false; // object-level calls are data events, not management events
     }
-    if x.method == "GET" || x.method == "HEAD" {
+    if x.method == "GET" || x.method == "HEAD" || DATA_OR_READ_ONLY.contains(&op) {
         return false;
     }
     ![
@@ -386,6 +406,16 @@ fn cloudtrail_record(x: &Exchange, identity: &Identity) -> Value {
 fn event_name(x: &Exchange) -> String {
     let op = &x.request.operation;
     if !op.contains(' ') {
+        // CloudTrail keeps S3's older names for these calls.
+        return match op.as_str() {
+            "PutBucketLifecycleConfiguration" => "PutBucketLifecycle",
+            "PutBucketNotificationConfiguration" => "PutBucketNotification",
+            "PutPublicAccessBlock" => "PutBucketPublicAccessBlock",
+            other => other,
+        }
+        .to_owned();
+    }
+    if x.request.service != "s3" {
         return op.clone();
     }
     // REST calls the proxy could not name: S3 bucket subresources.

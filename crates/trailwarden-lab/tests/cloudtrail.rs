@@ -311,3 +311,126 @@ async fn records_have_the_fields_and_shapes_of_real_cloudtrail_records() {
         keys(&real_role["userIdentity"]["sessionContext"]["sessionIssuer"])
     );
 }
+
+/// The call each technique is recognised by on EventBridge.
+fn signature(technique: &str) -> &'static str {
+    match technique {
+        "stop-logging" => "StopLogging",
+        "delete-trail" => "DeleteTrail",
+        "single-region" | "no-global-events" | "redirect-bucket" | "attacker-kms-key"
+        | "validation-off" | "detach-cloudwatch" | "minimize" => "UpdateTrail",
+        "exclude-management-events" | "read-only-management" => "PutEventSelectors",
+        "unexpected-trail" => "CreateTrail",
+        "delete-bucket" => "DeleteBucket",
+        "bucket-policy-deny" => "PutBucketPolicy",
+        "lifecycle-expiration" => "PutBucketLifecycle",
+        "bucket-notification" => "PutBucketNotification",
+        "suspend-versioning" => "PutBucketVersioning",
+        "disable-key" => "DisableKey",
+        "schedule-key-deletion" => "ScheduleKeyDeletion",
+        "key-policy" => "PutKeyPolicy",
+        "delete-log-group" => "DeleteLogGroup",
+        "shorten-retention" => "PutRetentionPolicy",
+        "delete-metric-filter" => "DeleteMetricFilter",
+        "disable-guardduty" => "UpdateDetector",
+        "delete-guardduty" => "DeleteDetector",
+        "guardduty-suppression-filter" => "CreateFilter",
+        "stop-config" => "StopConfigurationRecorder",
+        "delete-flow-logs" => "DeleteFlowLogs",
+        // Faked in the lab (moto has no IP sets): no API call is made.
+        "guardduty-trusted-ip" => "",
+        other => panic!("no signature for {other}: add one"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attack_reaches_eventbridge_as_its_cloudtrail_event() {
+    use trailwarden_lab::attacks::TECHNIQUES;
+    let lab = Lab::start(&LabSpec {
+        accounts: TECHNIQUES.len(),
+        denied_accounts: 0,
+        log_interval: Duration::from_secs(5),
+    })
+    .await
+    .expect("lab");
+    let mut failures = Vec::new();
+    for (n, t) in TECHNIQUES.iter().enumerate() {
+        let account = trailwarden_lab::account_id(n + 1);
+        let want = signature(t.id);
+        let c = lab.attacker(&account).await;
+        // A fresh queue per account keeps moto's SendMessage fast (deps.md).
+        let queue = c
+            .sqs(HOME_REGION)
+            .create_queue()
+            .queue_name("all-api-calls")
+            .send()
+            .await
+            .unwrap();
+        let url = queue.queue_url().unwrap().to_owned();
+        let events = c.eventbridge(HOME_REGION);
+        events
+            .put_rule()
+            .name("all-api-calls")
+            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule("all-api-calls")
+            .targets(
+                eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(format!("arn:aws:sqs:{HOME_REGION}:{account}:all-api-calls"))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        lab.attack(t.id, &account).await.unwrap();
+        // The recorder works behind the proxy's answer: poll until the event arrives.
+        let mut names = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while (want.is_empty() || !names.iter().any(|n| n == want))
+            && std::time::Instant::now() < deadline
+        {
+            let got = c
+                .sqs(HOME_REGION)
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            if got.messages().is_empty() && want.is_empty() {
+                break;
+            }
+            for m in got.messages() {
+                let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                assert_eq!(body["detail"]["recipientAccountId"], account.as_str());
+                names.push(
+                    body["detail"]["eventName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                c.sqs(HOME_REGION)
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        if !want.is_empty() && !names.iter().any(|n| n == want) {
+            failures.push(format!(
+                "{} in {account}: expected {want}, got {names:?}",
+                t.id
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
