@@ -34,3 +34,12 @@ pub fn print(text: &str) -> std::io::Result<()> {
         other => other,
     }
 }
+
+/// One JSON Lines object: `value` with a `type` field saying what it is.
+pub fn tagged(record_type: &str, value: &impl serde::Serialize) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(value)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("type".into(), record_type.into());
+    }
+    Ok(serde_json::to_string(&value)? + "\n")
+}

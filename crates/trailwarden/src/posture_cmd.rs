@@ -229,10 +229,10 @@ fn render(report: &AuditReport, format: Format) -> Result<String> {
         Format::Jsonl => {
             let mut out = String::new();
             for f in &report.findings {
-                out += &tagged("finding", f)?;
+                out += &output::tagged("finding", f)?;
             }
             for gap in &report.gaps {
-                out += &tagged("gap", gap)?;
+                out += &output::tagged("gap", gap)?;
             }
             out
         }
@@ -247,14 +247,6 @@ fn render(report: &AuditReport, format: Format) -> Result<String> {
         }
         Format::Table => render_table(report),
     })
-}
-
-fn tagged(record_type: &str, value: &impl Serialize) -> Result<String> {
-    let mut value = serde_json::to_value(value)?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert("type".into(), record_type.into());
-    }
-    Ok(serde_json::to_string(&value)? + "\n")
 }
 
 fn compact(v: &Option<serde_json::Value>) -> String {

@@ -103,26 +103,18 @@ fn render(report: &Report, format: Format) -> Result<String> {
         Format::Jsonl => {
             let mut out = String::new();
             for account in &report.accounts {
-                out += &tagged("account", account)?;
+                out += &output::tagged("account", account)?;
             }
             for trail in &report.trails {
-                out += &tagged("trail", trail)?;
+                out += &output::tagged("trail", trail)?;
             }
             for gap in &report.gaps {
-                out += &tagged("gap", gap)?;
+                out += &output::tagged("gap", gap)?;
             }
             out
         }
         Format::Table | Format::Ocsf => render_table(report),
     })
-}
-
-fn tagged(record_type: &str, value: &impl Serialize) -> Result<String> {
-    let mut value = serde_json::to_value(value)?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert("type".into(), record_type.into());
-    }
-    Ok(serde_json::to_string(&value)? + "\n")
 }
 
 fn render_table(report: &Report) -> String {
