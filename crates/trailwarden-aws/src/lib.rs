@@ -13,6 +13,7 @@
 mod client;
 mod failure;
 pub mod fanout;
+pub mod log_objects;
 pub mod restore;
 pub mod snapshot;
 pub mod trails;

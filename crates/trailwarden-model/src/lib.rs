@@ -6,6 +6,7 @@
 //! fuzzable on its own.
 
 pub mod finding;
+pub mod log_key;
 pub mod record;
 pub mod target;
 pub mod trail;

@@ -113,6 +113,7 @@ impl Report<'_> {
             expected,
             actual,
             remediable,
+            event: None,
         });
     }
 }

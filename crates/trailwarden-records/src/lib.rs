@@ -47,7 +47,7 @@ mod reader;
 mod walk;
 
 pub use error::{ErrorKind, Position, ReadError};
-pub use reader::{Item, ReadOptions, Shape, Summary, read_path, read_records};
+pub use reader::{Item, ReadOptions, Shape, Summary, read_path, read_records, read_records_as};
 pub use walk::{Walk, walk};
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use crate::error::{ErrorKind, Position, ReadError};
 use crate::input::{Capture, Fault, Input, Pos};
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::{ControlFlow, Range};
@@ -70,15 +70,11 @@ pub struct Summary {
 
 /// What the callback receives, in input order.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "items are handed over one at a time and a record is by far the common case"
-)]
-pub enum Item {
+pub enum Item<T = CloudTrailRecord> {
     /// A record, with the position where it starts.
     Record {
         /// The record.
-        record: CloudTrailRecord,
+        record: T,
         /// Where it starts in the source.
         position: Position,
     },
@@ -93,7 +89,18 @@ pub fn read_records<R: Read>(
     input: R,
     source: &str,
     options: &ReadOptions,
-    mut on_item: impl FnMut(Item) -> ControlFlow<()>,
+    on_item: impl FnMut(Item) -> ControlFlow<()>,
+) -> Summary {
+    read_records_as(input, source, options, on_item)
+}
+
+/// [`read_records`], delivering each record as a `T` (a `serde_json::Value` keeps the record
+/// exactly as written, which detection rules want).
+pub fn read_records_as<T: DeserializeOwned, R: Read>(
+    input: R,
+    source: &str,
+    options: &ReadOptions,
+    mut on_item: impl FnMut(Item<T>) -> ControlFlow<()>,
 ) -> Summary {
     let input = match Input::open(input, options.max_input_bytes) {
         Ok(input) => input,
@@ -161,10 +168,10 @@ pub fn read_path(
     }
 }
 
-fn failed_before_reading(
+fn failed_before_reading<T>(
     source: &str,
     fault: Fault,
-    on_item: &mut impl FnMut(Item) -> ControlFlow<()>,
+    on_item: &mut impl FnMut(Item<T>) -> ControlFlow<()>,
 ) -> Summary {
     let mut summary = Summary::default();
     if let Fault::Fatal(kind, at) | Fault::Broken(kind, at) | Fault::NotJson(kind, at) = fault {
@@ -188,11 +195,11 @@ const DIGEST_KEYS: &[&str] = &[
 
 const UTF8_BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
 
-struct Reader<'a, 'f> {
+struct Reader<'a, 'f, T> {
     input: Input<'a>,
     source: &'a str,
     options: &'a ReadOptions,
-    on_item: &'f mut dyn FnMut(Item) -> ControlFlow<()>,
+    on_item: &'f mut dyn FnMut(Item<T>) -> ControlFlow<()>,
     summary: Summary,
     /// Record slots started so far (records, failed records, non-records in their place).
     slot: u64,
@@ -272,7 +279,7 @@ impl Scanned {
     }
 }
 
-impl Reader<'_, '_> {
+impl<T: DeserializeOwned> Reader<'_, '_, T> {
     fn run(&mut self) -> Result<(), Fault> {
         if self.input.head().starts_with(&UTF8_BOM) {
             for _ in UTF8_BOM {
@@ -578,7 +585,7 @@ impl Reader<'_, '_> {
 
     /// Parses the record in `text` (which starts at `at`) and delivers it, or the error.
     fn record(&mut self, text: &[u8], at: Pos, record_start: Pos) -> Result<(), Fault> {
-        match serde_json::from_slice::<CloudTrailRecord>(text) {
+        match serde_json::from_slice::<T>(text) {
             Ok(record) => {
                 self.summary.records += 1;
                 let position = record_start.in_record(self.current);
@@ -633,7 +640,7 @@ impl Reader<'_, '_> {
         Fault::NotJson(kind, at)
     }
 
-    fn emit(&mut self, item: Item) -> Result<(), Fault> {
+    fn emit(&mut self, item: Item<T>) -> Result<(), Fault> {
         match (self.on_item)(item) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(()) => Err(Fault::Stopped),

@@ -21,7 +21,12 @@ Examples:
   trailwarden --endpoint-url http://127.0.0.1:5000 trails     # moto, or any AWS-compatible endpoint
   trailwarden --accounts 111111111111 --role-name TrailwardenAudit baseline capture --out baseline.toml
   trailwarden --role-name TrailwardenAudit audit --baseline baseline.toml
-  trailwarden --role-name TrailwardenAudit remediate --baseline baseline.toml --apply";
+  trailwarden --role-name TrailwardenAudit remediate --baseline baseline.toml --apply
+  trailwarden scan ./cloudtrail-logs/ --format jsonl
+  trailwarden --accounts 111111111111 --regions eu-west-1 scan s3://org-trail-bucket/ --since 2026-11-01
+  zcat file.json.gz | trailwarden scan -
+  trailwarden rules list
+  trailwarden rules test --rules ./my-sigma-rules/";
 
 /// trailwarden keeps AWS audit logging alive and honest: it finds CloudTrail tampering in
 /// every region of every account.
@@ -148,6 +153,83 @@ pub enum Command {
 
     /// List the actions `remediate --apply` took, newest first.
     Journal(JournalArgs),
+
+    /// Detect tampering in CloudTrail records with the rule pack: files, folders (recursive),
+    /// s3://bucket/prefix, or - for stdin.
+    ///
+    /// Reads CloudTrail log files ({"Records":[...]}, gzip or not), JSON Lines, single
+    /// records, EventBridge events and JSON arrays of records, on every core. In folders, files
+    /// ending .json, .json.gz, .gz, .jsonl, .ndjson or .log are read (others are counted and
+    /// named in the summary; pass a file by name to read it whatever its name). For s3:// the
+    /// AWSLogs key layout is understood: --accounts, --regions, --since and --until skip
+    /// objects before they are downloaded, and filter the records inside. A malformed file is
+    /// reported with its path and position and the scan goes on.
+    ///
+    /// A failed call (errorCode present) is reported at low severity and never as restorable.
+    ///
+    /// Exit status: 0 nothing found, 1 findings, 2 an input could not be read (or the scan
+    /// could not run).
+    Scan(ScanArgs),
+
+    /// Inspect and test the detection rules (the built-in pack, or --rules DIR).
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// Where rules come from.
+#[derive(Debug, Args)]
+pub struct RulesSource {
+    /// Sigma rule files or directories (recursive) to use instead of the built-in pack;
+    /// repeatable. Rules for other log sources are skipped and counted; a CloudTrail rule
+    /// using a Sigma feature trailwarden does not implement stops the command, naming the
+    /// file, line and feature.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<std::path::PathBuf>,
+    /// With --rules: use the built-in pack as well.
+    #[arg(long, requires = "rules")]
+    pub built_in: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files, folders, s3://bucket/prefix, or - (stdin).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub source: RulesSource,
+    /// Only records at or after this time (RFC 3339, or a day YYYY-MM-DD).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records at or before this time (RFC 3339, or a day YYYY-MM-DD, meaning its end).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Report findings of at least this severity.
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = ["info", "low", "medium", "high", "critical"])]
+    pub min_severity: String,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// S3 objects downloaded at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub downloads: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules: id, level, tamper-catalog entry, ATT&CK technique, whether restoring
+    /// state undoes what they detect.
+    List(RulesArgs),
+    /// Run every rule's own test cases (positive and negative records). Exit 1 if one fails.
+    Test(RulesArgs),
+    /// Check the rules are complete: ids, levels, ATT&CK tags, descriptions, and for the
+    /// built-in pack a catalog reference and tests both ways. Exit 1 on errors.
+    Lint(RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(flatten)]
+    pub source: RulesSource,
 }
 
 #[derive(Debug, Args)]

@@ -6,10 +6,12 @@ mod output;
 mod posture_cmd;
 mod progress;
 mod remediate_cmd;
+mod rules_cmd;
+mod scan_cmd;
 mod targets;
 mod trails_cmd;
 
-use args::{BaselineCommand, Cli, Command};
+use args::{BaselineCommand, Cli, Command, RulesCommand};
 use clap::Parser;
 use std::process::ExitCode;
 use trailwarden_aws::{AwsOptions, ClientFactory};
@@ -60,6 +62,10 @@ async fn run(cli: Cli) -> u8 {
         Command::Audit(args) => posture_cmd::audit(&factory, g, &args).await,
         Command::Remediate(args) => remediate_cmd::remediate(&factory, g, &args).await,
         Command::Journal(args) => remediate_cmd::journal(g, &args),
+        Command::Scan(args) => scan_cmd::run(&factory, g, &args).await,
+        Command::Rules(RulesCommand::List(args)) => rules_cmd::list(&args, g.format),
+        Command::Rules(RulesCommand::Test(args)) => rules_cmd::test(&args),
+        Command::Rules(RulesCommand::Lint(args)) => rules_cmd::lint(&args),
     };
     match result {
         Ok(code) => code,

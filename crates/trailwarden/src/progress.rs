@@ -11,15 +11,20 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool, message: &str, total: u64) -> Self {
+        Self::with_unit(quiet, message, total, "calls")
+    }
+
+    /// A bar counting `unit`s (calls, inputs, ...).
+    pub fn with_unit(quiet: bool, message: &str, total: u64, unit: &str) -> Self {
         let bar = if quiet || !std::io::stderr().is_terminal() {
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
         } else {
             ProgressBar::new(total)
         };
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} calls ({elapsed})",
-            )
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{elapsed}})"
+            ))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
@@ -37,6 +42,11 @@ impl Progress {
 
     pub fn step(&self) {
         self.bar.inc(1);
+    }
+
+    /// Runs `f` (which writes to stderr) with the bar hidden.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
     }
 
     pub fn finish(&self) {

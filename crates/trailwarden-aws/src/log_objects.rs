@@ -1,0 +1,224 @@
+//! CloudTrail log objects in S3: find the bucket's region, list the objects a scan wants
+//! (pruned by the AWSLogs key layout before anything is downloaded), and fetch them.
+
+use crate::client::AccountConfig;
+use crate::failure::{GapScope, gap_from_sdk};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use trailwarden_model::log_key::KeyFilter;
+use trailwarden_model::target::AccountId;
+
+/// `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// Parses `s3://bucket[/prefix]`; `None` for anything else.
+    pub fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        (!bucket.is_empty()).then(|| Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    pub fn url_of(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+}
+
+/// One object to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogObject {
+    pub key: String,
+    pub size: u64,
+}
+
+/// An S3 call that failed, named like the IAM action it needs.
+fn describe<E>(
+    err: &SdkError<E, HttpResponse>,
+    bucket: &str,
+    region: &str,
+    operation: &str,
+) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let gap = gap_from_sdk(
+        err,
+        &AccountId::as_recorded("-"),
+        Some(region),
+        operation,
+        GapScope::Region,
+    );
+    let code = gap.code.map(|c| format!(", {c}")).unwrap_or_default();
+    format!(
+        "bucket {bucket} (region {region}): {} failed ({}{code}): {}",
+        gap.operation, gap.kind, gap.message
+    )
+}
+
+/// The bucket's region (GetBucketLocation); S3 answers requests for a bucket only there.
+pub async fn bucket_region(
+    account: &AccountConfig,
+    home_region: &str,
+    bucket: &str,
+) -> Result<String, String> {
+    let out = account
+        .s3(home_region)
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| describe(&e, bucket, home_region, "s3:GetBucketLocation"))?;
+    Ok(match out.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1".to_owned(),
+        Some("EU") => "eu-west-1".to_owned(),
+        Some(region) => region.to_owned(),
+    })
+}
+
+/// Lists the objects under `location` that `filter` keeps, using narrower prefixes when
+/// accounts are named (and the location points at or above `AWSLogs/`).
+pub async fn list_log_objects(
+    account: &AccountConfig,
+    region: &str,
+    location: &S3Location,
+    filter: &KeyFilter,
+) -> Result<Vec<LogObject>, String> {
+    let client = account.s3(region);
+    let base = location.prefix.as_str();
+    let above_awslogs = !base.contains("AWSLogs");
+    let prefixes = if above_awslogs {
+        let awslogs = if base.is_empty() || base.ends_with('/') {
+            format!("{base}AWSLogs/")
+        } else {
+            format!("{base}/AWSLogs/")
+        };
+        let orgs = if filter.accounts.is_empty() {
+            Vec::new()
+        } else {
+            list_folders(&client, &location.bucket, region, &awslogs)
+                .await?
+                .into_iter()
+                .filter_map(|p| {
+                    let name = p.strip_prefix(&awslogs)?.trim_end_matches('/');
+                    name.starts_with("o-").then(|| name.to_owned())
+                })
+                .collect()
+        };
+        filter.prefixes(base, &orgs)
+    } else {
+        None
+    };
+    let prefixes = prefixes.unwrap_or_else(|| vec![base.to_owned()]);
+    let mut objects = Vec::new();
+    for prefix in prefixes {
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(&location.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| describe(&e, &location.bucket, region, "s3:ListBucket"))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                if key.ends_with('/') || !filter.keeps(key) {
+                    continue;
+                }
+                objects.push(LogObject {
+                    key: key.to_owned(),
+                    size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                });
+            }
+        }
+    }
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    objects.dedup_by(|a, b| a.key == b.key);
+    Ok(objects)
+}
+
+async fn list_folders(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    region: &str,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let mut folders = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| describe(&e, bucket, region, "s3:ListBucket"))?;
+        folders.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned)),
+        );
+    }
+    Ok(folders)
+}
+
+/// Downloads one object whole; refuses objects larger than `max_bytes`.
+pub async fn fetch(
+    account: &AccountConfig,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    max_bytes: u64,
+) -> Result<Vec<u8>, String> {
+    let out = account
+        .s3(region)
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| describe(&e, bucket, region, "s3:GetObject"))?;
+    let length = u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0);
+    if length > max_bytes {
+        return Err(format!(
+            "{length} bytes, over the limit of {max_bytes}; skipped"
+        ));
+    }
+    out.body
+        .collect()
+        .await
+        .map(|data| data.into_bytes().to_vec())
+        .map_err(|e| format!("reading the body failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(
+            S3Location::parse("s3://logs/AWSLogs/1/"),
+            Some(S3Location {
+                bucket: "logs".into(),
+                prefix: "AWSLogs/1/".into()
+            })
+        );
+        assert_eq!(
+            S3Location::parse("s3://logs"),
+            Some(S3Location {
+                bucket: "logs".into(),
+                prefix: String::new()
+            })
+        );
+        assert_eq!(S3Location::parse("s3://"), None);
+        assert_eq!(S3Location::parse("/tmp/x"), None);
+    }
+}

@@ -1,0 +1,400 @@
+//! A set of compiled rules, indexed by `eventName`, with the pack's tests and lint.
+
+use crate::error::LoadError;
+use crate::rule::{self, Loaded, Rule, Verdict};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+include!(concat!(env!("OUT_DIR"), "/built_in.rs"));
+
+/// Compiled rules, ready to evaluate records.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    /// Lower-cased `eventName` → the rules that can only match that name (indices, ascending).
+    by_event_name: HashMap<Box<str>, Vec<u32>>,
+    /// Rules that may match any event.
+    always: Vec<u32>,
+}
+
+/// What loading skipped (never an error: rules for other log sources).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// `(file, why)` for each rule that is not for CloudTrail.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The result of one rule test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestOutcome {
+    pub rule_id: String,
+    pub source: String,
+    pub test: String,
+    pub line: usize,
+    pub passed: bool,
+    /// Why it failed (empty when it passed).
+    pub detail: String,
+}
+
+/// One lint message about a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lint {
+    pub rule_id: String,
+    pub source: String,
+    /// An error fails `rules lint`; a warning is advice.
+    pub error: bool,
+    pub message: String,
+}
+
+impl RuleSet {
+    /// The rule pack shipped in the binary.
+    pub fn built_in() -> Result<Self, Vec<LoadError>> {
+        Self::load(
+            BUILT_IN
+                .iter()
+                .map(|(name, text)| ((*name).to_owned(), (*text).to_owned())),
+        )
+        .map(|(set, _)| set)
+    }
+
+    /// Names and texts of the shipped rule files.
+    pub fn built_in_sources() -> &'static [(&'static str, &'static str)] {
+        BUILT_IN
+    }
+
+    /// Compiles rules from `(file name, text)` pairs. Every problem is collected, so one run
+    /// names all the broken rules; any problem fails the whole load.
+    pub fn load(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, LoadReport), Vec<LoadError>> {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        let mut report = LoadReport::default();
+        for (name, text) in sources {
+            match rule::load(&name, &text) {
+                Ok(Loaded::Rule(rule)) => rules.push(*rule),
+                Ok(Loaded::OtherLogSource(why)) => report.skipped.push((name, why)),
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for rule in &rules {
+            if let Some(first) = seen.insert(&rule.rule_id, &rule.source) {
+                errors.push(LoadError {
+                    file: rule.source.clone(),
+                    line: 1,
+                    message: format!("rule id `{}` is also used by {first}", rule.rule_id),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok((Self::index(rules), report))
+    }
+
+    /// Loads every `.yml`/`.yaml` file under `dir` (recursively, in name order).
+    pub fn load_dir(dir: &Path) -> Result<(Self, LoadReport), Vec<LoadError>> {
+        Self::load_dirs(&[dir])
+    }
+
+    /// Loads every rule file under each of `dirs` (a directory or one file each).
+    pub fn load_dirs(dirs: &[&Path]) -> Result<(Self, LoadReport), Vec<LoadError>> {
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for dir in dirs {
+            if dir.is_file() {
+                files.push(dir.to_path_buf());
+            } else {
+                collect_files(dir, &mut files, &mut errors);
+            }
+        }
+        files.sort();
+        let mut sources = Vec::new();
+        for file in files {
+            let name = file.display().to_string();
+            match std::fs::read_to_string(&file) {
+                Ok(text) => sources.push((name, text)),
+                Err(e) => errors.push(LoadError {
+                    file: name,
+                    line: 0,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        match Self::load(sources) {
+            Ok(loaded) if errors.is_empty() => Ok(loaded),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Adds the rules of `other` (ids must stay unique).
+    pub fn merge(self, other: Self) -> Result<Self, Vec<LoadError>> {
+        let mut rules = self.rules;
+        let mut errors = Vec::new();
+        for rule in other.rules {
+            if let Some(first) = rules.iter().find(|r| r.rule_id == rule.rule_id) {
+                errors.push(LoadError {
+                    file: rule.source.clone(),
+                    line: 1,
+                    message: format!(
+                        "rule id `{}` is also used by {}",
+                        rule.rule_id, first.source
+                    ),
+                });
+            } else {
+                rules.push(rule);
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self::index(rules))
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn index(rules: Vec<Rule>) -> Self {
+        let mut by_event_name: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut always = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 4 billion rules");
+            match rule.event_names() {
+                None => always.push(i),
+                Some(mut names) => {
+                    names.sort();
+                    names.dedup();
+                    for name in names {
+                        by_event_name.entry(name.into()).or_default().push(i);
+                    }
+                }
+            }
+        }
+        Self {
+            rules,
+            by_event_name,
+            always,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The `eventName`s some rule is restricted to (lower-cased), and whether some rule may
+    /// match any event (then every record must be evaluated).
+    pub fn event_names(&self) -> (Vec<&str>, bool) {
+        let mut names: Vec<&str> = self.by_event_name.keys().map(|k| &**k).collect();
+        names.sort_unstable();
+        (names, !self.always.is_empty())
+    }
+
+    fn candidates(&self, event_name: Option<&str>) -> &[u32] {
+        let Some(name) = event_name else { return &[] };
+        let mut buffer = [0u8; 96];
+        let key: std::borrow::Cow<'_, str> = if name.len() <= buffer.len() && name.is_ascii() {
+            let bytes = &mut buffer[..name.len()];
+            bytes.copy_from_slice(name.as_bytes());
+            bytes.make_ascii_lowercase();
+            std::borrow::Cow::Borrowed(std::str::from_utf8(bytes).unwrap_or_default())
+        } else {
+            std::borrow::Cow::Owned(name.to_lowercase())
+        };
+        self.by_event_name.get(&*key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any rule could match a record with this `eventName` (so a reader can skip
+    /// parsing the records none could).
+    pub fn may_match(&self, event_name: Option<&str>) -> bool {
+        !self.always.is_empty() || !self.candidates(event_name).is_empty()
+    }
+
+    /// Calls `on_match` for each rule that matches `record`, in rule order.
+    pub fn for_each_match<'s>(
+        &'s self,
+        record: &Value,
+        mut on_match: impl FnMut(&'s Rule, Verdict),
+    ) {
+        let name = record.get("eventName").and_then(Value::as_str);
+        let named = self.candidates(name);
+        let (mut a, mut b) = (named.iter().peekable(), self.always.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x <= y => {
+                    a.next();
+                    x
+                }
+                (_, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, None) => break,
+            };
+            let rule = &self.rules[next as usize];
+            if let Some(verdict) = rule.evaluate(record) {
+                on_match(rule, verdict);
+            }
+        }
+    }
+
+    /// Runs every rule's own test cases, through the index as scanning does.
+    pub fn run_tests(&self) -> Vec<TestOutcome> {
+        let mut outcomes = Vec::new();
+        for rule in &self.rules {
+            for test in &rule.tests {
+                let mut verdict = None;
+                self.for_each_match(&test.record, |r, v| {
+                    if std::ptr::eq(r, rule) {
+                        verdict = Some(v);
+                    }
+                });
+                let direct = rule.evaluate(&test.record);
+                let detail = if direct != verdict {
+                    "the rule index disagrees with the rule (engine bug)".to_owned()
+                } else {
+                    match (test.expect_match, verdict, test.severity) {
+                        (true, None, _) => "expected a match, the rule did not match".to_owned(),
+                        (false, Some(_), _) => "expected no match, the rule matched".to_owned(),
+                        (true, Some(v), Some(want)) if v.severity != want => {
+                            format!("matched at severity {}, expected {want}", v.severity)
+                        }
+                        _ => String::new(),
+                    }
+                };
+                outcomes.push(TestOutcome {
+                    rule_id: rule.rule_id.clone(),
+                    source: rule.source.clone(),
+                    test: test.name.clone(),
+                    line: test.line,
+                    passed: detail.is_empty(),
+                    detail,
+                });
+            }
+        }
+        outcomes
+    }
+
+    /// Checks the rules are complete and consistent. `pack` applies the shipped pack's
+    /// stricter standard (catalog reference, tests both ways, file named after the rule).
+    pub fn lint(&self, pack: bool) -> Vec<Lint> {
+        let mut lints = Vec::new();
+        let mut uuids: HashMap<&str, &str> = HashMap::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let mut say = |error: bool, message: String| {
+                lints.push(Lint {
+                    rule_id: rule.rule_id.clone(),
+                    source: rule.source.clone(),
+                    error,
+                    message,
+                });
+            };
+            match &rule.uuid {
+                None => say(pack, "no `id` (a UUID)".into()),
+                Some(id) if !is_uuid(id) => say(pack, format!("`id` {id:?} is not a UUID")),
+                Some(id) => {
+                    if let Some(other) = uuids.insert(id, &rule.rule_id) {
+                        say(true, format!("`id` {id} is also the id of `{other}`"));
+                    }
+                }
+            }
+            if !rule.level_stated {
+                say(
+                    pack,
+                    "no `level` (Sigma's default, medium, is assumed)".into(),
+                );
+            }
+            if rule
+                .description
+                .as_deref()
+                .is_none_or(|d| d.trim().is_empty())
+            {
+                say(pack, "no `description`".into());
+            }
+            if rule.attack_technique().is_none() {
+                say(pack, "no ATT&CK technique tag (`attack.tNNNN`)".into());
+            }
+            if rule.author.is_none() {
+                say(false, "no `author`".into());
+            }
+            if self.always.contains(&u32::try_from(i).unwrap_or(u32::MAX)) {
+                say(
+                    false,
+                    "not restricted to exact `eventName`s: evaluated on every record (slower)"
+                        .into(),
+                );
+            }
+            if pack {
+                if rule.catalog.is_empty() {
+                    say(
+                        true,
+                        "no tamper-catalog reference (`trailwarden.catalog`)".into(),
+                    );
+                }
+                let stem = Path::new(&rule.source).file_stem().and_then(|s| s.to_str());
+                if stem != Some(rule.rule_id.as_str()) {
+                    say(
+                        true,
+                        format!("the file should be named `{}.yml`", rule.rule_id),
+                    );
+                }
+                if !rule.tests.iter().any(|t| t.expect_match) {
+                    say(true, "no positive test (`match: true`)".into());
+                }
+                if !rule.tests.iter().any(|t| !t.expect_match) {
+                    say(true, "no negative test (`match: false`)".into());
+                }
+            }
+        }
+        lints
+    }
+}
+
+fn is_uuid(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>, errors: &mut Vec<LoadError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(LoadError {
+                file: dir.display().to_string(),
+                line: 0,
+                message: format!("cannot read the rules directory: {e}"),
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, files, errors);
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        ) {
+            files.push(path);
+        }
+    }
+}

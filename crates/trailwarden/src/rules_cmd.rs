@@ -1,0 +1,157 @@
+//! `trailwarden rules list|test|lint`, and loading the rule set every detecting command uses.
+
+use crate::args::{Format, RulesArgs, RulesSource};
+use crate::exit;
+use crate::output::{self, print, table};
+use serde_json::json;
+use trailwarden_rules::RuleSet;
+
+/// The rules to use: the built-in pack, or the `--rules` directories (plus the pack with
+/// `--built-in`). A rule that cannot load stops the command, each problem named.
+pub fn load(source: &RulesSource) -> anyhow::Result<RuleSet> {
+    let fail = |errors: Vec<trailwarden_rules::LoadError>| {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        anyhow::anyhow!(
+            "{} rule file(s) could not be loaded (see above)",
+            errors.len()
+        )
+    };
+    if source.rules.is_empty() {
+        return RuleSet::built_in().map_err(fail);
+    }
+    let dirs: Vec<&std::path::Path> = source.rules.iter().map(|p| p.as_path()).collect();
+    let (mut set, report) = RuleSet::load_dirs(&dirs).map_err(fail)?;
+    if !report.skipped.is_empty() {
+        eprintln!(
+            "note: skipped {} rule file(s) for other log sources than AWS CloudTrail (e.g. {}: {})",
+            report.skipped.len(),
+            report.skipped[0].0,
+            report.skipped[0].1
+        );
+    }
+    if source.built_in {
+        set = RuleSet::built_in()
+            .map_err(fail)?
+            .merge(set)
+            .map_err(fail)?;
+    }
+    if set.is_empty() {
+        anyhow::bail!(
+            "no CloudTrail rules found in {}",
+            source
+                .rules
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(set)
+}
+
+pub fn list(args: &RulesArgs, format: Option<Format>) -> anyhow::Result<u8> {
+    let set = load(&args.source)?;
+    let rules = set.rules();
+    let text = match output::choose(format) {
+        Format::Table => {
+            let mut t = table(&["rule", "level", "catalog", "ATT&CK", "restores", "title"]);
+            for r in rules {
+                t.add_row(vec![
+                    r.rule_id.clone(),
+                    r.level.to_string(),
+                    r.catalog.join(","),
+                    r.attack_technique().unwrap_or_default(),
+                    if r.remediation == trailwarden_rules::Remediation::State {
+                        "state"
+                    } else {
+                        "-"
+                    }
+                    .to_owned(),
+                    r.title.clone(),
+                ]);
+            }
+            format!("{t}\n{} rules\n", rules.len())
+        }
+        format => {
+            let items: Vec<_> = rules
+                .iter()
+                .map(|r| {
+                    json!({
+                        "rule_id": r.rule_id, "id": r.uuid, "title": r.title, "level": r.level,
+                        "catalog": r.catalog, "attack": r.attack_technique(),
+                        "remediation": if r.remediation == trailwarden_rules::Remediation::State { "state" } else { "none" },
+                        "tests": r.tests.len(), "source": r.source,
+                    })
+                })
+                .collect();
+            if format == Format::Json {
+                serde_json::to_string_pretty(&items)? + "\n"
+            } else {
+                items.iter().map(|i| i.to_string() + "\n").collect()
+            }
+        }
+    };
+    print(&text)?;
+    Ok(exit::OK)
+}
+
+pub fn test(args: &RulesArgs) -> anyhow::Result<u8> {
+    let set = load(&args.source)?;
+    let outcomes = set.run_tests();
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
+    let mut text = String::new();
+    for o in &failed {
+        text.push_str(&format!(
+            "FAIL {}:{} {} — {}: {}\n",
+            o.source, o.line, o.rule_id, o.test, o.detail
+        ));
+    }
+    let untested = set.rules().iter().filter(|r| r.tests.is_empty()).count();
+    text.push_str(&format!(
+        "{} rules, {} tests: {} passed, {} failed{}\n",
+        set.len(),
+        outcomes.len(),
+        outcomes.len() - failed.len(),
+        failed.len(),
+        if untested > 0 {
+            format!(" ({untested} rules have no tests)")
+        } else {
+            String::new()
+        }
+    ));
+    print(&text)?;
+    Ok(if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FINDINGS
+    })
+}
+
+pub fn lint(args: &RulesArgs) -> anyhow::Result<u8> {
+    let set = load(&args.source)?;
+    // The shipped pack is held to its own standard; user rules get advice.
+    let pack = args.source.rules.is_empty();
+    let lints = set.lint(pack);
+    let mut text = String::new();
+    for l in &lints {
+        let level = if l.error { "error" } else { "warning" };
+        text.push_str(&format!(
+            "{level}: {} ({}): {}\n",
+            l.source, l.rule_id, l.message
+        ));
+    }
+    let errors = lints.iter().filter(|l| l.error).count();
+    text.push_str(&format!(
+        "{} rules: {errors} errors, {} warnings\n",
+        set.len(),
+        lints.len() - errors
+    ));
+    print(&text)?;
+    Ok(if errors == 0 {
+        exit::OK
+    } else {
+        exit::FINDINGS
+    })
+}
