@@ -209,11 +209,13 @@ struct LogFile<'a> {
     records: Vec<&'a RawValue>,
 }
 
-/// The one field read from every record.
+/// The one field read from every record (some pipelines lower-case every key).
 #[derive(Deserialize)]
 struct Head<'a> {
     #[serde(borrow, rename = "eventName")]
     event_name: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "eventname")]
+    event_name_lower: Option<Cow<'a, str>>,
 }
 
 struct SourceScanner<'r> {
@@ -273,7 +275,11 @@ impl SourceScanner<'_> {
                     continue;
                 }
             };
-            if !self.rules.may_match(head.event_name.as_deref()) {
+            let event_name = head
+                .event_name
+                .as_deref()
+                .or(head.event_name_lower.as_deref());
+            if !self.rules.may_match_text(event_name, text) {
                 continue;
             }
             match serde_json::from_str::<Value>(text) {
@@ -295,7 +301,10 @@ impl SourceScanner<'_> {
             match item {
                 Item::Record { record, position } => {
                     records += 1;
-                    let event_name = record.get("eventName").and_then(Value::as_str);
+                    let event_name = record
+                        .get("eventName")
+                        .or_else(|| record.get("eventname"))
+                        .and_then(Value::as_str);
                     if self.rules.may_match(event_name) {
                         self.evaluate(&record, position.record.unwrap_or(records));
                     }

@@ -447,6 +447,9 @@ fn capitalise(s: &str) -> String {
 
 fn request_parameters(x: &Exchange) -> Value {
     let req = &x.request;
+    if req.service == "s3" {
+        return s3_request_parameters(x);
+    }
     if let Ok(v) = serde_json::from_str::<Value>(&req.body) {
         return camel(v);
     }
@@ -462,17 +465,102 @@ fn request_parameters(x: &Exchange) -> Value {
         }
         return Value::Object(map);
     }
-    if req.service == "s3" {
-        let bucket = req.path.trim_matches('/').to_owned();
-        let mut map = Map::new();
-        map.insert("bucketName".into(), json!(bucket));
-        map.insert("Host".into(), json!(format!("{bucket}.s3.amazonaws.com")));
-        if let Some(sub) = x.query.as_deref().filter(|q| !q.is_empty()) {
-            map.insert(sub.split('=').next().unwrap_or(sub).to_owned(), json!(""));
-        }
-        return Value::Object(map);
-    }
     Value::Null
+}
+
+/// S3 as CloudTrail writes it: the bucket, the host, the subresource, and the request body —
+/// a bucket policy as the JSON it is, an XML document as JSON with S3's own element names
+/// (`LifecycleConfiguration.Rule.Expiration.Days`), repeated elements as arrays.
+fn s3_request_parameters(x: &Exchange) -> Value {
+    let req = &x.request;
+    let path = req.path.trim_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let mut map = Map::new();
+    map.insert("bucketName".into(), json!(bucket));
+    map.insert("Host".into(), json!(format!("{bucket}.s3.amazonaws.com")));
+    if !key.is_empty() {
+        map.insert("key".into(), json!(key));
+    }
+    if let Some(sub) = x.query.as_deref().filter(|q| !q.is_empty()) {
+        map.insert(sub.split('=').next().unwrap_or(sub).to_owned(), json!(""));
+    }
+    let body = req.body.trim();
+    if body.starts_with('{')
+        && let Ok(policy) = serde_json::from_str::<Value>(body)
+    {
+        map.insert("bucketPolicy".into(), policy);
+    } else if body.starts_with('<')
+        && let Some((name, value)) = xml_to_json(body)
+    {
+        map.insert(name, value);
+    }
+    Value::Object(map)
+}
+
+/// A small XML reader for S3 request bodies (elements and text; attributes other than
+/// `xmlns` and processing instructions are dropped). Numbers and booleans stay strings
+/// except `Days`-like counts, which CloudTrail writes as numbers.
+fn xml_to_json(text: &str) -> Option<(String, Value)> {
+    let mut rest = text.trim();
+    if rest.starts_with("<?") {
+        rest = rest[rest.find("?>")? + 2..].trim_start();
+    }
+    let (name, value, _) = xml_element(rest)?;
+    Some((name, value))
+}
+
+/// Parses one element at the start of `s`; returns its name, value and what follows.
+fn xml_element(s: &str) -> Option<(String, Value, &str)> {
+    let s = s.trim_start().strip_prefix('<')?;
+    let close = s.find('>')?;
+    let head = &s[..close];
+    let self_closing = head.ends_with('/');
+    let head = head.trim_end_matches('/');
+    let name = head.split_whitespace().next()?.to_owned();
+    let mut map = Map::new();
+    if let Some(ns) = head
+        .split("xmlns=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+    {
+        map.insert("xmlns".into(), json!(ns));
+    }
+    let mut rest = &s[close + 1..];
+    if self_closing {
+        return Some((name, Value::Object(map), rest));
+    }
+    let end_tag = format!("</{name}>");
+    if !rest.trim_start().starts_with('<') || rest.trim_start().starts_with("</") {
+        let end = rest.find(&end_tag)?;
+        let text = rest[..end].trim();
+        let value = if map.is_empty() {
+            match text.parse::<i64>() {
+                Ok(n) if name.ends_with("Days") || name == "Days" => json!(n),
+                _ => json!(text),
+            }
+        } else {
+            Value::Object(map)
+        };
+        return Some((name, value, &rest[end + end_tag.len()..]));
+    }
+    loop {
+        let trimmed = rest.trim_start();
+        if let Some(after) = trimmed.strip_prefix(end_tag.as_str()) {
+            return Some((name, Value::Object(map), after));
+        }
+        let (child, value, after) = xml_element(trimmed)?;
+        match map.get_mut(&child) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = json!([first, value]);
+            }
+            None => {
+                map.insert(child, value);
+            }
+        }
+        rest = after;
+    }
 }
 
 fn lower_first(k: &str) -> String {
@@ -505,6 +593,24 @@ mod tests {
             camel(json!({"Name": "t", "EventSelectors": [{"ReadWriteType": "All"}]})),
             json!({"name": "t", "eventSelectors": [{"readWriteType": "All"}]})
         );
+    }
+
+    #[test]
+    fn s3_xml_bodies_become_cloudtrail_json() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule><ID>a</ID><Status>Enabled</Status><Filter><Prefix></Prefix></Filter><Expiration><Days>1</Days></Expiration></Rule><Rule><ID>b</ID><Status>Enabled</Status><Filter/></Rule></LifecycleConfiguration>"#;
+        let (name, value) = xml_to_json(body).unwrap();
+        assert_eq!(name, "LifecycleConfiguration");
+        assert_eq!(value["xmlns"], "http://s3.amazonaws.com/doc/2006-03-01/");
+        assert_eq!(value["Rule"][0]["Expiration"]["Days"], 1);
+        assert_eq!(value["Rule"][0]["Filter"]["Prefix"], "");
+        assert_eq!(value["Rule"][1]["ID"], "b");
+        let (_, v) = xml_to_json(
+            "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>",
+        )
+        .unwrap();
+        assert_eq!(v["Status"], "Suspended");
+        assert!(xml_to_json("<Broken><A>1</B>").is_none());
     }
 
     #[test]

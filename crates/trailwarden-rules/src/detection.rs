@@ -69,6 +69,13 @@ pub(crate) enum Comparison {
     Gte,
 }
 
+/// An index key for `eventName`: a whole value or a prefix, lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum NameKey {
+    Exact(String),
+    Prefix(String),
+}
+
 #[derive(Debug)]
 pub(crate) struct TextMatcher {
     how: TextHow,
@@ -414,9 +421,14 @@ impl TextMatcher {
         }
     }
 
-    /// The exact value this matches (lower-cased unless cased), if it matches only one.
-    pub(crate) fn exact(&self) -> Option<&str> {
-        matches!(self.how, TextHow::Exact).then_some(self.needle.as_str())
+    /// The lookup key for an index of values: the whole value or its prefix, lower-cased.
+    pub(crate) fn index_key(&self) -> Option<NameKey> {
+        let folded = self.needle.to_lowercase();
+        match self.how {
+            TextHow::Exact => Some(NameKey::Exact(folded)),
+            TextHow::Prefix => Some(NameKey::Prefix(folded)),
+            _ => None,
+        }
     }
 }
 
@@ -557,18 +569,32 @@ impl FieldMatcher {
         }
     }
 
-    /// The exact `eventName` values this matcher restricts a record to, lower-cased.
-    pub(crate) fn exact_values(&self) -> Option<Vec<&str>> {
+    /// The values (whole or prefixes, lower-cased) this matcher restricts a field to, when
+    /// it can be looked up in an index.
+    pub(crate) fn index_keys(&self) -> Option<Vec<NameKey>> {
         match &self.kind {
             FieldKind::Values { values, all: false } => values
                 .iter()
                 .map(|v| match v {
-                    ValueMatcher::Text(t) => t.exact(),
+                    ValueMatcher::Text(t) => t.index_key(),
                     _ => None,
                 })
                 .collect(),
             _ => None,
         }
+    }
+
+    /// The key this matcher needs present in the record (the last part of its path), when it
+    /// cannot match a record without it.
+    pub(crate) fn required_key(&self) -> Option<&str> {
+        let needed = match &self.kind {
+            FieldKind::Exists(want) => *want,
+            FieldKind::FieldRef(_) => true,
+            FieldKind::Values { values, .. } => {
+                !values.iter().any(|v| matches!(v, ValueMatcher::Null))
+            }
+        };
+        needed.then(|| self.path.last().map(|k| &**k)).flatten()
     }
 }
 

@@ -1,5 +1,6 @@
 //! A set of compiled rules, indexed by `eventName`, with the pack's tests and lint.
 
+use crate::detection::NameKey;
 use crate::error::LoadError;
 use crate::rule::{self, Loaded, Rule, Verdict};
 use serde_json::Value;
@@ -14,8 +15,12 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     /// Lower-cased `eventName` → the rules that can only match that name (indices, ascending).
     by_event_name: HashMap<Box<str>, Vec<u32>>,
-    /// Rules that may match any event.
-    always: Vec<u32>,
+    /// Lower-cased `eventName` prefixes (versioned names such as Lambda's
+    /// `UpdateFunctionConfiguration20150331v2`) and their rules.
+    by_prefix: Vec<(Box<str>, u32)>,
+    /// Rules that may match any event, with the keys (`"key"`) a record's text must contain
+    /// for them to match.
+    always: Vec<(u32, Vec<String>)>,
 }
 
 /// What loading skipped (never an error: rules for other log sources).
@@ -160,16 +165,22 @@ impl RuleSet {
 
     fn index(rules: Vec<Rule>) -> Self {
         let mut by_event_name: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut by_prefix = Vec::new();
         let mut always = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 4 billion rules");
             match rule.event_names() {
-                None => always.push(i),
+                None => always.push((i, rule.needles())),
                 Some(mut names) => {
                     names.sort();
                     names.dedup();
                     for name in names {
-                        by_event_name.entry(name.into()).or_default().push(i);
+                        match name {
+                            NameKey::Exact(name) => {
+                                by_event_name.entry(name.into()).or_default().push(i)
+                            }
+                            NameKey::Prefix(prefix) => by_prefix.push((prefix.into(), i)),
+                        }
                     }
                 }
             }
@@ -177,6 +188,7 @@ impl RuleSet {
         Self {
             rules,
             by_event_name,
+            by_prefix,
             always,
         }
     }
@@ -193,32 +205,54 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// The `eventName`s some rule is restricted to (lower-cased), and whether some rule may
-    /// match any event (then every record must be evaluated).
+    /// The whole `eventName`s rules are restricted to (lower-cased), and whether some rule
+    /// also matches by prefix or may match any event.
     pub fn event_names(&self) -> (Vec<&str>, bool) {
         let mut names: Vec<&str> = self.by_event_name.keys().map(|k| &**k).collect();
         names.sort_unstable();
-        (names, !self.always.is_empty())
+        (names, !self.always.is_empty() || !self.by_prefix.is_empty())
     }
 
-    fn candidates(&self, event_name: Option<&str>) -> &[u32] {
-        let Some(name) = event_name else { return &[] };
+    /// Rules whose `eventName` index admits `name` (may repeat).
+    fn named(&self, name: &str, out: &mut Vec<u32>) {
         let mut buffer = [0u8; 96];
-        let key: std::borrow::Cow<'_, str> = if name.len() <= buffer.len() && name.is_ascii() {
-            let bytes = &mut buffer[..name.len()];
-            bytes.copy_from_slice(name.as_bytes());
-            bytes.make_ascii_lowercase();
-            std::borrow::Cow::Borrowed(std::str::from_utf8(bytes).unwrap_or_default())
-        } else {
-            std::borrow::Cow::Owned(name.to_lowercase())
-        };
-        self.by_event_name.get(&*key).map_or(&[], Vec::as_slice)
+        let key = lower_case(name, &mut buffer);
+        if let Some(rules) = self.by_event_name.get(&*key) {
+            out.extend_from_slice(rules);
+        }
+        for (prefix, rule) in &self.by_prefix {
+            if key.starts_with(&**prefix) {
+                out.push(*rule);
+            }
+        }
+    }
+
+    fn has_named(&self, name: &str) -> bool {
+        let mut buffer = [0u8; 96];
+        let key = lower_case(name, &mut buffer);
+        self.by_event_name.contains_key(&*key)
+            || self
+                .by_prefix
+                .iter()
+                .any(|(prefix, _)| key.starts_with(&**prefix))
     }
 
     /// Whether any rule could match a record with this `eventName` (so a reader can skip
-    /// parsing the records none could).
+    /// parsing the records none could). Conservative: true when a rule may match any event.
     pub fn may_match(&self, event_name: Option<&str>) -> bool {
-        !self.always.is_empty() || !self.candidates(event_name).is_empty()
+        !self.always.is_empty() || event_name.is_some_and(|n| self.has_named(n))
+    }
+
+    /// [`RuleSet::may_match`] with the record's JSON text at hand: rules that are not
+    /// restricted by `eventName` are ruled out by the keys they need (a record without
+    /// `"omitted"` cannot match a rule on `requestParameters.omitted`). The keys of CloudTrail
+    /// records are written by AWS, never escaped.
+    pub fn may_match_text(&self, event_name: Option<&str>, text: &str) -> bool {
+        event_name.is_some_and(|n| self.has_named(n))
+            || self
+                .always
+                .iter()
+                .any(|(_, needles)| needles.iter().all(|n| text.contains(n.as_str())))
     }
 
     /// Calls `on_match` for each rule that matches `record`, in rule order.
@@ -227,26 +261,19 @@ impl RuleSet {
         record: &Value,
         mut on_match: impl FnMut(&'s Rule, Verdict),
     ) {
-        let name = record.get("eventName").and_then(Value::as_str);
-        let named = self.candidates(name);
-        let (mut a, mut b) = (named.iter().peekable(), self.always.iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x <= y => {
-                    a.next();
-                    x
-                }
-                (_, Some(&&y)) => {
-                    b.next();
-                    y
-                }
-                (Some(&&x), None) => {
-                    a.next();
-                    x
-                }
-                (None, None) => break,
-            };
-            let rule = &self.rules[next as usize];
+        let name = record
+            .get("eventName")
+            .or_else(|| record.get("eventname"))
+            .and_then(Value::as_str);
+        let mut candidates = Vec::new();
+        if let Some(name) = name {
+            self.named(name, &mut candidates);
+        }
+        candidates.extend(self.always.iter().map(|(i, _)| *i));
+        candidates.sort_unstable();
+        candidates.dedup();
+        for i in candidates {
+            let rule = &self.rules[i as usize];
             if let Some(verdict) = rule.evaluate(record) {
                 on_match(rule, verdict);
             }
@@ -332,12 +359,17 @@ impl RuleSet {
             if rule.author.is_none() {
                 say(false, "no `author`".into());
             }
-            if self.always.contains(&u32::try_from(i).unwrap_or(u32::MAX)) {
-                say(
-                    false,
-                    "not restricted to exact `eventName`s: evaluated on every record (slower)"
-                        .into(),
-                );
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            if let Some((_, needles)) = self.always.iter().find(|(r, _)| *r == i) {
+                let message = if needles.is_empty() {
+                    "not restricted by `eventName` and needs no particular key: every record is parsed and evaluated (slow)".to_owned()
+                } else {
+                    format!(
+                        "not restricted by `eventName`: records are pre-filtered only by the keys {}",
+                        needles.join(", ")
+                    )
+                };
+                say(false, message);
             }
             if pack {
                 if rule.catalog.is_empty() {
@@ -362,6 +394,18 @@ impl RuleSet {
             }
         }
         lints
+    }
+}
+
+/// `name` lower-cased, in `buffer` when it fits (no allocation for an `eventName`).
+fn lower_case<'b>(name: &'b str, buffer: &'b mut [u8; 96]) -> std::borrow::Cow<'b, str> {
+    if name.len() <= buffer.len() && name.is_ascii() {
+        let bytes = &mut buffer[..name.len()];
+        bytes.copy_from_slice(name.as_bytes());
+        bytes.make_ascii_lowercase();
+        std::borrow::Cow::Borrowed(std::str::from_utf8(bytes).unwrap_or_default())
+    } else {
+        std::borrow::Cow::Owned(name.to_lowercase())
     }
 }
 

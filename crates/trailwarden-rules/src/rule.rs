@@ -1,7 +1,7 @@
 //! One Sigma rule: its metadata, trailwarden's extensions and the compiled detection.
 
 use crate::condition::{self, Condition};
-use crate::detection::{Detection, SelectionBody, compile_selection};
+use crate::detection::{Detection, NameKey, SelectionBody, compile_selection};
 use crate::error::{LoadError, Problem};
 use crate::yaml::{self, Node, Scalar};
 use serde_json::Value;
@@ -97,10 +97,42 @@ impl Rule {
         }
     }
 
-    /// The exact `eventName`s (lower-cased) a record must have to match, or `None` when the
-    /// rule may match any event.
-    pub(crate) fn event_names(&self) -> Option<Vec<String>> {
+    /// The `eventName`s (whole or prefixes, lower-cased) a record must have to match, or
+    /// `None` when the rule may match any event.
+    pub(crate) fn event_names(&self) -> Option<Vec<NameKey>> {
         names_of(&self.detection.condition, &self.detection)
+    }
+
+    /// Keys that must appear in a record's JSON text for the rule to match (as `"key"`), from
+    /// the selections the condition requires; empty when nothing is known.
+    pub(crate) fn needles(&self) -> Vec<String> {
+        let required: Vec<usize> = match &self.detection.condition {
+            Condition::Selection(i) => vec![*i],
+            Condition::And(items) => items
+                .iter()
+                .filter_map(|c| match c {
+                    Condition::Selection(i) => Some(*i),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut needles = Vec::new();
+        for i in required {
+            if let SelectionBody::Groups(groups) = &self.detection.selections[i].body
+                && let [group] = groups.as_slice()
+            {
+                needles.extend(
+                    group
+                        .iter()
+                        .filter_map(|f| f.required_key())
+                        .map(|k| format!("\"{k}\"")),
+                );
+            }
+        }
+        needles.sort();
+        needles.dedup();
+        needles
     }
 }
 
@@ -112,18 +144,19 @@ fn attempt_severity(level: Severity) -> Severity {
     }
 }
 
-fn names_of(condition: &Condition, detection: &Detection) -> Option<Vec<String>> {
+fn names_of(condition: &Condition, detection: &Detection) -> Option<Vec<NameKey>> {
     match condition {
         Condition::Selection(i) => match &detection.selections[*i].body {
             SelectionBody::Keywords { .. } => None,
             SelectionBody::Groups(groups) => {
                 let mut all = Vec::new();
                 for group in groups {
+                    // Some pipelines lower-case every key (`eventname`).
                     let names = group
                         .iter()
-                        .filter(|f| f.field == "eventName")
-                        .find_map(|f| f.exact_values())?;
-                    all.extend(names.into_iter().map(str::to_owned));
+                        .filter(|f| f.field.eq_ignore_ascii_case("eventName"))
+                        .find_map(|f| f.index_keys())?;
+                    all.extend(names);
                 }
                 Some(all)
             }
@@ -136,16 +169,8 @@ fn names_of(condition: &Condition, detection: &Detection) -> Option<Vec<String>>
             }
             Some(all)
         }
-        Condition::And(items) => {
-            let mut known: Option<Vec<String>> = None;
-            for names in items.iter().filter_map(|i| names_of(i, detection)) {
-                known = Some(match known {
-                    None => names,
-                    Some(prev) => prev.into_iter().filter(|n| names.contains(n)).collect(),
-                });
-            }
-            known
-        }
+        // Every part must match, so any part's names will do.
+        Condition::And(items) => items.iter().find_map(|i| names_of(i, detection)),
     }
 }
 
