@@ -170,19 +170,42 @@ async fn deliver(clients: Arc<AccountClients>, buffers: Buffers, interval: Durat
                     continue;
                 }
                 let home = t.home_region().unwrap_or(&region).to_owned();
-                let logging = c
+                let Ok(status) = c
                     .cloudtrail(&home)
                     .get_trail_status()
                     .name(t.name().unwrap_or(arn))
                     .send()
                     .await
-                    .map(|s| s.is_logging().unwrap_or(false))
-                    .unwrap_or(false);
-                if !logging {
+                else {
+                    continue;
+                };
+                // A trail stopped since the last delivery still delivers what it recorded
+                // before, the StopLogging call itself included, as AWS does.
+                let delivered: Vec<&Value> = if status.is_logging().unwrap_or(false) {
+                    records.iter().collect()
+                } else {
+                    let (Some(started), Some(stopped)) =
+                        (status.start_logging_time(), status.stop_logging_time())
+                    else {
+                        continue;
+                    };
+                    let window = started.secs()..=stopped.secs();
+                    records
+                        .iter()
+                        .filter(|r| {
+                            r["eventTime"]
+                                .as_str()
+                                .and_then(trailwarden_model::finding::parse_rfc3339)
+                                .and_then(|t| i64::try_from(t).ok())
+                                .is_some_and(|t| window.contains(&t))
+                        })
+                        .collect()
+                };
+                if delivered.is_empty() {
                     continue;
                 }
                 let key = log_file_key(t.s3_key_prefix(), &account, &region);
-                let body = gzip(&json!({"Records": records}).to_string());
+                let body = gzip(&json!({"Records": delivered}).to_string());
                 let _ = c
                     .s3(HOME_REGION)
                     .put_object()

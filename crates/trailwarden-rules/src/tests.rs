@@ -376,10 +376,13 @@ fn the_built_in_pack_loads_lints_and_passes_its_tests() {
 
 #[test]
 fn prefixes_lower_case_keys_and_needles_narrow_what_is_parsed() {
-    let prefix = rule("  s:\n    eventName|startswith: UpdateFunctionConfiguration\n  condition: s\n")
-        .replace("name: t", "name: prefix");
-    let lower = rule("  s:\n    eventname: CreateIPSet\n  condition: s\n").replace("name: t", "name: lower");
-    let needle = rule("  s:\n    requestParameters.omitted: true\n  condition: s\n").replace("name: t", "name: needle");
+    let prefix =
+        rule("  s:\n    eventName|startswith: UpdateFunctionConfiguration\n  condition: s\n")
+            .replace("name: t", "name: prefix");
+    let lower = rule("  s:\n    eventname: CreateIPSet\n  condition: s\n")
+        .replace("name: t", "name: lower");
+    let needle = rule("  s:\n    requestParameters.omitted: true\n  condition: s\n")
+        .replace("name: t", "name: needle");
     let (set, _) = RuleSet::load([
         ("p.yml".to_owned(), prefix),
         ("l.yml".to_owned(), lower),
@@ -389,15 +392,25 @@ fn prefixes_lower_case_keys_and_needles_narrow_what_is_parsed() {
     assert!(set.may_match_text(Some("UpdateFunctionConfiguration20150331v2"), "{}"));
     assert!(set.may_match_text(Some("createipset"), "{}"));
     assert!(!set.may_match_text(Some("GetObject"), r#"{"eventName":"GetObject"}"#));
-    assert!(set.may_match_text(Some("GetObject"), r#"{"requestParameters":{"omitted":true}}"#));
-    assert!(set.may_match(Some("GetObject")), "without the text, conservative");
+    assert!(set.may_match_text(
+        Some("GetObject"),
+        r#"{"requestParameters":{"omitted":true}}"#
+    ));
+    assert!(
+        set.may_match(Some("GetObject")),
+        "without the text, conservative"
+    );
     let mut hits = Vec::new();
-    set.for_each_match(&json!({"eventname": "CreateIPSet"}), |r, _| hits.push(r.rule_id.clone()));
-    set.for_each_match(&json!({"eventName": "UpdateFunctionConfiguration20150331v2"}), |r, _| {
+    set.for_each_match(&json!({"eventname": "CreateIPSet"}), |r, _| {
         hits.push(r.rule_id.clone())
     });
-    set.for_each_match(&json!({"eventName": "GetObject", "requestParameters": {"omitted": true}}), |r, _| {
-        hits.push(r.rule_id.clone())
-    });
+    set.for_each_match(
+        &json!({"eventName": "UpdateFunctionConfiguration20150331v2"}),
+        |r, _| hits.push(r.rule_id.clone()),
+    );
+    set.for_each_match(
+        &json!({"eventName": "GetObject", "requestParameters": {"omitted": true}}),
+        |r, _| hits.push(r.rule_id.clone()),
+    );
     assert_eq!(hits, ["lower", "prefix", "needle"]);
 }

@@ -408,3 +408,96 @@ async fn scan_reads_the_lab_log_bucket_pruned_by_account_and_region() {
         "pruned objects must not be fetched"
     );
 }
+
+/// The lab's attacks, in an order that keeps the trail logging to the end, and the call each
+/// is recorded as. Not here: a bucket policy denying CloudTrail stops delivery (its record
+/// only reaches EventBridge), and deleting the trail or its bucket leaves no log file.
+const LOGGED_ATTACKS: &[(&str, &str)] = &[
+    ("lifecycle-expiration", "PutBucketLifecycle"),
+    ("suspend-versioning", "PutBucketVersioning"),
+    ("bucket-notification", "PutBucketNotification"),
+    ("key-policy", "PutKeyPolicy"),
+    ("disable-key", "DisableKey"),
+    ("schedule-key-deletion", "ScheduleKeyDeletion"),
+    ("shorten-retention", "PutRetentionPolicy"),
+    ("delete-metric-filter", "DeleteMetricFilter"),
+    ("delete-log-group", "DeleteLogGroup"),
+    ("disable-guardduty", "UpdateDetector"),
+    ("guardduty-suppression-filter", "CreateFilter"),
+    ("stop-config", "StopConfigurationRecorder"),
+    ("delete-flow-logs", "DeleteFlowLogs"),
+    ("validation-off", "UpdateTrail"),
+    ("exclude-management-events", "PutEventSelectors"),
+    ("stop-logging", "StopLogging"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_pack_flags_every_lab_attack_in_the_delivered_log_files() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 1,
+        denied_accounts: 0,
+        log_interval: Duration::from_millis(300),
+    })
+    .await
+    .expect("lab");
+    let account = lab.description.accounts[0].id.clone();
+    let bucket = lab.description.accounts[0].bucket.clone().unwrap();
+    for (technique, _) in LOGGED_ATTACKS {
+        lab.attack(technique, &account)
+            .await
+            .unwrap_or_else(|e| panic!("{technique}: {e}"));
+    }
+    // Delivery runs every 300 ms; the StopLogging record is the last one delivered.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let endpoint = lab.description.endpoint.clone();
+    let url = format!("s3://{bucket}/");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--endpoint-url",
+            &endpoint,
+            "scan",
+            &url,
+            "--format",
+            "json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = doc["findings"].as_array().unwrap();
+    let mut missing = Vec::new();
+    for (technique, event) in LOGGED_ATTACKS {
+        let rules: Vec<&str> = findings
+            .iter()
+            .filter(|f| {
+                f["event_name"] == *event
+                    && f["actor"]["principal_arn"]
+                        .as_str()
+                        .is_some_and(|a| a.contains("compromised-admin"))
+            })
+            .filter_map(|f| f["rule_id"].as_str())
+            .collect();
+        println!("{technique:30} {event:28} {rules:?}");
+        if rules.is_empty() {
+            missing.push(*technique);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "lab attacks the built-in pack did not flag: {missing:?}\n{doc:#}"
+    );
+    // The operator's own seeding of the lab raised nothing.
+    assert!(
+        findings.iter().all(|f| f["actor"]["principal_arn"]
+            .as_str()
+            .is_some_and(|a| a.contains("compromised-admin"))),
+        "{doc:#}"
+    );
+}
