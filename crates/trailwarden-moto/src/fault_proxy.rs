@@ -626,7 +626,11 @@ fn rest_operation(service: &str, method: &str, path: &str, query: Option<&str>) 
         .split('&')
         .map(|kv| kv.split('=').next().unwrap_or(""))
         .find(|k| !k.is_empty() && !k.starts_with("x-id"));
+    let listing = query.unwrap_or("").split('&').any(|kv| kv == "list-type=2");
     let known = match (service, method, segments.as_slice(), subresource) {
+        ("s3", "GET", [_bucket], _) if listing => Some("ListObjectsV2"),
+        ("s3", "GET", [_bucket, _key, ..], _) => Some("GetObject"),
+        ("s3", "PUT", [_bucket, _key, ..], _) => Some("PutObject"),
         ("s3", "GET", [_bucket], Some(sub)) => match sub {
             "location" => Some("GetBucketLocation"),
             "policy" => Some("GetBucketPolicy"),

@@ -407,6 +407,28 @@ async fn scan_reads_the_lab_log_bucket_pruned_by_account_and_region() {
         before,
         "pruned objects must not be fetched"
     );
+
+    // Every call scan made is in its least-privilege policy.
+    let policy: Value = serde_json::from_str(include_str!(
+        "../../../docs/iam/trailwarden-scan-policy.json"
+    ))
+    .unwrap();
+    let allowed: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Action"].as_str().unwrap().to_owned())
+        .collect();
+    for (service, operation) in lab.proxy.calls().keys() {
+        let action = match (service.as_str(), operation.as_str()) {
+            ("s3", "ListObjectsV2") => "s3:ListBucket".to_owned(),
+            _ => format!("{service}:{operation}"),
+        };
+        assert!(
+            allowed.contains(&action),
+            "scan called {action}, which docs/iam/trailwarden-scan-policy.json does not allow"
+        );
+    }
 }
 
 /// The lab's attacks, in an order that keeps the trail logging to the end, and the call each
