@@ -126,6 +126,13 @@ impl ClientFactory {
         }
     }
 
+    /// Another role session name (emulators and tests: an attacker must not look like
+    /// trailwarden, whose sessions are `trailwarden-<time>`).
+    pub fn with_session_name(mut self, name: &str) -> Self {
+        self.session_name = name.to_owned();
+        self
+    }
+
     /// The region account-wide calls go to.
     pub fn home_region(&self) -> &str {
         self.base

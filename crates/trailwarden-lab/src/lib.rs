@@ -332,6 +332,7 @@ impl LabDescription {
         ));
         ClientFactory::new(&options)
             .await
+            .with_session_name(ATTACKER_SESSION)
             .assume_role(&format!("arn:aws:iam::{account}:role/{ATTACKER_ROLE}"))
             .await
     }
@@ -339,3 +340,6 @@ impl LabDescription {
 
 /// The role the lab's attacks run as.
 pub const ATTACKER_ROLE: &str = "compromised-admin";
+
+/// The attacker's role session name (trailwarden's own sessions are `trailwarden-<time>`).
+pub const ATTACKER_SESSION: &str = "mallory";

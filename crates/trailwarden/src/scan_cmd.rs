@@ -384,8 +384,10 @@ fn render_table(findings: &[Finding], summary: &Summary, errors: &[String]) -> S
                     })
                 })
                 .unwrap_or_default(),
+                // The ARN's resource part is what a reader needs; JSON keeps the whole ARN.
                 actor
-                    .and_then(|a| a.principal_arn.clone())
+                    .and_then(|a| a.principal_arn.as_deref())
+                    .map(|arn| arn.splitn(6, ':').last().unwrap_or(arn).to_owned())
                     .unwrap_or_default(),
                 actor.and_then(|a| a.source_ip.clone()).unwrap_or_default(),
                 if f.remediable { "yes" } else { "-" }.to_owned(),
