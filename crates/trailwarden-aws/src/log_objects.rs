@@ -198,6 +198,37 @@ pub async fn fetch(
         .map_err(|e| format!("reading the body failed: {e}"))
 }
 
+/// Downloads one object into `path`, chunk by chunk (for objects too large to hold).
+pub async fn fetch_to_file(
+    account: &AccountConfig,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    let out = account
+        .s3(region)
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| describe(&e, bucket, region, "s3:GetObject"))?;
+    let mut file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut body = out.body;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| format!("reading the body failed: {e}"))?
+    {
+        file.write_all(&chunk)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,8 +21,9 @@ use trailwarden_model::finding::{Finding, parse_rfc3339};
 use trailwarden_records::{Item, ReadOptions, Shape, read_records_as};
 use trailwarden_rules::{RuleSet, event_finding};
 
-/// Inputs above this size (compressed or decoded) are streamed instead of held whole.
-const WHOLE_INPUT_LIMIT: u64 = 48 * 1024 * 1024;
+/// Inputs above this size (compressed or decoded) are streamed instead of held whole: with
+/// two workers, memory stays well under 256 MiB whatever the input.
+const WHOLE_INPUT_LIMIT: u64 = 32 * 1024 * 1024;
 
 /// One thing to scan.
 #[derive(Debug)]
@@ -33,6 +34,11 @@ pub enum Input {
     Bytes {
         name: String,
         bytes: Vec<u8>,
+    },
+    /// A local copy of something named otherwise (a large S3 object spooled to disk).
+    NamedFile {
+        name: String,
+        path: PathBuf,
     },
     /// A source that could not be fetched; reported as an error in its turn.
     Failed {
@@ -46,7 +52,9 @@ impl Input {
         match self {
             Self::File(path) => path.display().to_string(),
             Self::Stdin => "<stdin>".to_owned(),
-            Self::Bytes { name, .. } | Self::Failed { name, .. } => name.clone(),
+            Self::Bytes { name, .. } | Self::Failed { name, .. } | Self::NamedFile { name, .. } => {
+                name.clone()
+            }
         }
     }
 }
@@ -171,7 +179,7 @@ pub fn scan_input(input: Input, rules: &RuleSet, options: &ScanOptions) -> Sourc
         Input::Stdin => scanner.stream(CountingReader::new(io::stdin().lock())),
         Input::Failed { error, .. } => scanner.result.errors.push(format!("{name}: {error}")),
         Input::Bytes { bytes, .. } => scanner.bytes(&bytes),
-        Input::File(path) => {
+        Input::File(path) | Input::NamedFile { path, .. } => {
             let file = std::fs::File::open(&path).and_then(|f| {
                 let meta = f.metadata()?;
                 if meta.is_dir() {

@@ -22,8 +22,9 @@ use trailwarden_model::target::RegionSelection;
 /// File names read when found in a folder.
 const RECORD_FILE_ENDINGS: &[&str] = &[".json", ".json.gz", ".gz", ".jsonl", ".ndjson", ".log"];
 
-/// Largest S3 object downloaded (a CloudTrail log file is far smaller).
-const MAX_OBJECT_BYTES: u64 = 1024 * 1024 * 1024;
+/// S3 objects up to this size are held in memory; larger ones are spooled to a temporary
+/// file (a CloudTrail log file is far smaller), so memory stays bounded.
+const IN_MEMORY_OBJECT_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Default, Serialize)]
 struct Summary {
@@ -162,22 +163,38 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
         (inputs.len() + objects.len()) as u64,
         "inputs",
     );
-    let (sender, mut receiver) =
-        tokio::sync::mpsc::channel::<Input>(usize::from(args.downloads) * 2);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Input>(4);
     let account = factory.caller();
     let downloads = usize::from(args.downloads);
+    let spool = tempfile::tempdir().context("creating a temporary directory for large objects")?;
+    let spool_dir = spool.path().to_owned();
     let downloader = tokio::spawn(async move {
-        let mut fetched = futures::stream::iter(objects)
-            .map(|(location, region, object)| {
+        let mut fetched = futures::stream::iter(objects.into_iter().enumerate())
+            .map(|(n, (location, region, object))| {
                 let account = account.clone();
+                let spooled = spool_dir.join(format!("{n}.object"));
                 async move {
                     let name = location.url_of(&object.key);
+                    let (bucket, key) = (&location.bucket, &object.key);
+                    if object.size > IN_MEMORY_OBJECT_BYTES {
+                        return match log_objects::fetch_to_file(
+                            &account, &region, bucket, key, &spooled,
+                        )
+                        .await
+                        {
+                            Ok(()) => Input::NamedFile {
+                                name,
+                                path: spooled,
+                            },
+                            Err(error) => Input::Failed { name, error },
+                        };
+                    }
                     match log_objects::fetch(
                         &account,
                         &region,
-                        &location.bucket,
-                        &object.key,
-                        MAX_OBJECT_BYTES,
+                        bucket,
+                        key,
+                        IN_MEMORY_OBJECT_BYTES * 2,
                     )
                     .await
                     {
@@ -257,6 +274,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
     .await
     .context("the scan stopped")??;
     downloader.abort();
+    drop(spool);
 
     let mut findings = findings;
     findings.sort_by(|a, b| {

@@ -381,6 +381,59 @@ async fn scan_reads_the_lab_log_bucket_pruned_by_account_and_region() {
             .starts_with(&format!("s3://{bucket}/AWSLogs/{account}/CloudTrail/"))
     );
 
+    // An object too large to hold in memory is spooled to disk and scanned the same way.
+    let mut records: Vec<Value> = (0..24000)
+        .map(|n| record("DescribeTrails", n, &account))
+        .collect();
+    records.push(record("StopLogging", 7, &account));
+    let big = serde_json::to_vec(&json!({ "Records": records })).unwrap();
+    assert!(big.len() > 9 * 1024 * 1024, "{}", big.len());
+    let big_key = format!(
+        "AWSLogs/{account}/CloudTrail/eu-west-1/2026/11/28/{account}_CloudTrail_eu-west-1_big.json"
+    );
+    lab.attacker(&account)
+        .await
+        .s3("us-east-1")
+        .put_object()
+        .bucket(&bucket)
+        .key(&big_key)
+        .body(big.into())
+        .send()
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let (rules, url, endpoint, account) = (
+            rules.clone(),
+            url.clone(),
+            endpoint.clone(),
+            account.clone(),
+        );
+        move || {
+            run(&[
+                "--endpoint-url",
+                &endpoint,
+                "--accounts",
+                &account,
+                "--regions",
+                "eu-west-1",
+                "scan",
+                "--rules",
+                &rules,
+                &url,
+                "--format",
+                "json",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["summary"]["records"], 24001, "{}", doc["summary"]);
+    assert_eq!(
+        doc["findings"][0]["record_source"],
+        format!("s3://{bucket}/{big_key}#24001")
+    );
+
     // A region without records: listed under its own prefix, nothing downloaded.
     let before = lab.proxy.calls_to("s3", "GetObject");
     let out = tokio::task::spawn_blocking(move || {
