@@ -2,7 +2,10 @@
 //! multi-region trail that records every management event, its bucket, key and log group,
 //! and the detection services.
 
-use crate::{HOME_REGION, LabAccount, LabError, LabTrail, REGIONAL_TRAIL_REGION};
+use crate::{
+    DEAD_LETTER_QUEUE, EVENT_QUEUE, FORWARDED_RULE, HOME_REGION, LabAccount, LabError, LabTrail,
+    REGIONAL_TRAIL_REGION, SECURITY_ROLE, SecurityAccount,
+};
 use trailwarden_aws::AccountConfig;
 use trailwarden_aws::sdk::{cloudtrail, config, ec2, logs, s3};
 
@@ -347,5 +350,96 @@ pub(crate) async fn seed_account(
         log_group: Some(LOG_GROUP.to_owned()),
         detector_id: detector.detector_id().map(str::to_owned),
         vpc_id: Some(vpc_id),
+    })
+}
+
+/// The security account's plumbing: the central queue trailwarden's `watch` consumes, its
+/// dead-letter queue, and a rule on the home region's default bus that delivers every
+/// "AWS API Call via CloudTrail" event forwarded from member accounts to the queue.
+pub(crate) async fn seed_security_account(
+    clients: &AccountConfig,
+    account: &str,
+    members: &[String],
+) -> Result<SecurityAccount, LabError> {
+    let sqs = clients.sqs(HOME_REGION);
+    let dlq = call!(
+        account,
+        "CreateQueue (dead-letter)",
+        sqs.create_queue().queue_name(DEAD_LETTER_QUEUE).send()
+    );
+    let dlq_url = dlq.queue_url().unwrap_or_default().to_owned();
+    let dlq_arn = format!("arn:aws:sqs:{HOME_REGION}:{account}:{DEAD_LETTER_QUEUE}");
+    let queue_arn = format!("arn:aws:sqs:{HOME_REGION}:{account}:{EVENT_QUEUE}");
+    let rule_arn = format!("arn:aws:events:{HOME_REGION}:{account}:rule/{FORWARDED_RULE}");
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EventBridgeDelivers",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}
+        }]
+    });
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5});
+    use trailwarden_aws::sdk::sqs::types::QueueAttributeName;
+    let queue = call!(
+        account,
+        "CreateQueue",
+        sqs.create_queue()
+            .queue_name(EVENT_QUEUE)
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .attributes(QueueAttributeName::Policy, policy.to_string())
+            .attributes(QueueAttributeName::VisibilityTimeout, "30")
+            .send()
+    );
+    let queue_url = queue.queue_url().unwrap_or_default().to_owned();
+    let events = clients.eventbridge(HOME_REGION);
+    for member in members {
+        call!(
+            account,
+            "PutPermission",
+            events
+                .put_permission()
+                .action("events:PutEvents")
+                .principal(member)
+                .statement_id(format!("member-{member}"))
+                .send()
+        );
+    }
+    call!(
+        account,
+        "PutRule",
+        events
+            .put_rule()
+            .name(FORWARDED_RULE)
+            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
+            .send()
+    );
+    call!(
+        account,
+        "PutTargets",
+        events
+            .put_targets()
+            .rule(FORWARDED_RULE)
+            .targets(
+                trailwarden_aws::sdk::eventbridge::types::Target::builder()
+                    .id("trailwarden-events")
+                    .arn(&queue_arn)
+                    .build()
+                    .map_err(|e| crate::step_failed(account, "PutTargets", e))?,
+            )
+            .send()
+    );
+    Ok(SecurityAccount {
+        id: account.to_owned(),
+        role_name: SECURITY_ROLE.to_owned(),
+        role_arn: format!("arn:aws:iam::{account}:role/{SECURITY_ROLE}"),
+        event_bus_arn: format!("arn:aws:events:{HOME_REGION}:{account}:event-bus/default"),
+        queue_url,
+        queue_arn,
+        dead_letter_queue_url: dlq_url,
+        dead_letter_queue_arn: dlq_arn,
     })
 }

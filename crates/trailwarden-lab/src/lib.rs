@@ -43,6 +43,15 @@ pub const ROLE_NAME: &str = "TrailwardenAudit";
 pub const HOME_REGION: &str = "us-east-1";
 /// The single-region trail some accounts also have.
 pub const REGIONAL_TRAIL_REGION: &str = "eu-west-1";
+/// The security account trailwarden's service runs in (separate from every member).
+pub const SECURITY_ACCOUNT: &str = "100000000000";
+/// The role trailwarden's service assumes in the security account.
+pub const SECURITY_ROLE: &str = "TrailwardenWatch";
+/// The security account's central queue of forwarded CloudTrail events, and its dead letters.
+pub const EVENT_QUEUE: &str = "trailwarden-events";
+pub const DEAD_LETTER_QUEUE: &str = "trailwarden-events-dlq";
+/// The rule on the security account's default bus that delivers forwarded events to the queue.
+pub const FORWARDED_RULE: &str = "trailwarden-forwarded-events";
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -105,8 +114,26 @@ pub struct LabDescription {
     pub role_name: String,
     pub home_region: String,
     pub accounts: Vec<LabAccount>,
+    /// Where trailwarden's service runs: the central queue and its dead-letter queue.
+    pub security: SecurityAccount,
     /// The process serving the lab (for `trailwarden-lab down`).
     pub pid: u32,
+}
+
+/// The security account, reached by AssumeRole like the members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityAccount {
+    pub id: String,
+    pub role_name: String,
+    pub role_arn: String,
+    /// Member accounts may put events on it (events:PutPermission per member).
+    pub event_bus_arn: String,
+    /// The central queue: every "AWS API Call via CloudTrail" event that reaches the bus.
+    pub queue_url: String,
+    pub queue_arn: String,
+    /// Messages the queue gave up on (5 receives).
+    pub dead_letter_queue_url: String,
+    pub dead_letter_queue_arn: String,
 }
 
 impl LabDescription {
@@ -201,6 +228,14 @@ impl Lab {
             let regional = n == 2;
             accounts.push(estate::seed_account(&clients, &id, regional).await?);
         }
+        let members: Vec<String> = accounts.iter().map(|a: &LabAccount| a.id.clone()).collect();
+        let security_clients = factory
+            .assume_role(&format!(
+                "arn:aws:iam::{SECURITY_ACCOUNT}:role/{SECURITY_ROLE}"
+            ))
+            .await;
+        let security =
+            estate::seed_security_account(&security_clients, SECURITY_ACCOUNT, &members).await?;
         // CloudTrail for the emulated estate: records to EventBridge and to the trails' buckets.
         recorder::start(&proxy, &moto.endpoint(), spec.log_interval);
         // GuardDuty operations moto lacks answer as an account without filters or IP sets
@@ -235,6 +270,7 @@ impl Lab {
             role_name: ROLE_NAME.to_owned(),
             home_region: HOME_REGION.to_owned(),
             accounts,
+            security,
             pid: std::process::id(),
         };
         Ok(Self {

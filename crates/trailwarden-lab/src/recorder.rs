@@ -4,7 +4,8 @@
 //! logging and covers the region, as `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`
 //! files written every few seconds. Stopping a trail really stops its logs.
 //!
-//! Not emulated (yet): digest files, data events, read-only events, organization trails.
+//! Read-only calls (Get/List/Describe) go to the log files only, as AWS does: EventBridge does
+//! not receive them. Not emulated: data events, organization trails.
 
 use crate::{HOME_REGION, operator_options};
 use serde_json::{Map, Value, json};
@@ -88,9 +89,12 @@ async fn record(
         {
             identities.insert(key, identity);
         }
-        if req.service.is_empty() || !is_mutating(&x) {
-            continue;
-        }
+        let read_only = match classify(&x) {
+            _ if req.service.is_empty() => continue,
+            Kind::Data => continue,
+            Kind::ReadOnly => true,
+            Kind::Mutating => false,
+        };
         let identity = identities
             .get(&req.access_key_id)
             .cloned()
@@ -105,7 +109,8 @@ async fn record(
                     "userName": "lab-operator",
                 }),
             });
-        let record = cloudtrail_record(&x, &identity);
+        let mut record = cloudtrail_record(&x, &identity);
+        record["readOnly"] = json!(read_only);
         let region = if req.region.is_empty() {
             HOME_REGION.to_owned()
         } else {
@@ -116,6 +121,16 @@ async fn record(
             .unwrap_or_default()
             .to_owned();
         let account_clients = clients.get(&identity.account).await;
+        // EventBridge gets no Get/List/Describe calls; the log files get everything.
+        if read_only {
+            buffers
+                .lock()
+                .expect("recorder buffers")
+                .entry((identity.account.clone(), region))
+                .or_default()
+                .push(record);
+            continue;
+        }
         let entry = trailwarden_aws::sdk::eventbridge::types::PutEventsRequestEntry::builder()
             .source(format!(
                 "aws.{}",
@@ -280,7 +295,10 @@ fn uuid() -> String {
 /// Reads or writes? Reads are Get*/List*/Describe*/Head*/Lookup* and GET/HEAD on REST APIs.
 /// Calls that are data events, or read-only though their names do not say so: CloudTrail
 /// does not record them as (write) management events.
-const DATA_OR_READ_ONLY: &[&str] = &[
+const DATA_EVENTS: &[&str] = &[
+    "ListObjects",
+    "ListObjectsV2",
+    "ListObjectVersions",
     "SendMessage",
     "SendMessageBatch",
     "ReceiveMessage",
@@ -298,19 +316,32 @@ const DATA_OR_READ_ONLY: &[&str] = &[
     "Verify",
 ];
 
-fn is_mutating(x: &Exchange) -> bool {
+/// What kind of CloudTrail event a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A management event that changes something.
+    Mutating,
+    /// A management event that only reads (`readOnly: true`).
+    ReadOnly,
+    /// A data event (objects, messages, log events): a management trail does not record it.
+    Data,
+}
+
+fn classify(x: &Exchange) -> Kind {
     let op = x.request.operation.as_str();
     if x.request.service == "s3" && x.request.path.trim_matches('/').contains('/') {
-        return false; // object-level calls are data events, not management events
+        return Kind::Data;
     }
-    if x.method == "GET" || x.method == "HEAD" || DATA_OR_READ_ONLY.contains(&op) {
-        return false;
+    if DATA_EVENTS.contains(&op) {
+        return Kind::Data;
     }
-    ![
+    let reads = [
         "Get", "List", "Describe", "Head", "Lookup", "Test", "Validate",
-    ]
-    .iter()
-    .any(|p| op.starts_with(p))
+    ];
+    if x.method == "GET" || x.method == "HEAD" || reads.iter().any(|p| op.starts_with(p)) {
+        return Kind::ReadOnly;
+    }
+    Kind::Mutating
 }
 
 /// An AssumeRole answer: the new access key and who it is.

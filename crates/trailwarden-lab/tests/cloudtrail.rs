@@ -449,3 +449,75 @@ async fn every_attack_reaches_eventbridge_as_its_cloudtrail_event() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_calls_reach_the_log_files_but_not_eventbridge() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 1,
+        denied_accounts: 0,
+        log_interval: Duration::from_millis(300),
+    })
+    .await
+    .expect("lab");
+    let bucket = lab.description.accounts[0].bucket.clone().unwrap();
+    let c = lab.attacker(ACCOUNT).await;
+    let sqs = c.sqs(HOME_REGION);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("reads")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let events = c.eventbridge(HOME_REGION);
+    events
+        .put_rule()
+        .name("reads")
+        .event_pattern(r#"{"detail":{"eventName":["DescribeTrails"]}}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("reads")
+        .targets(
+            eventbridge::types::Target::builder()
+                .id("q")
+                .arn(format!("arn:aws:sqs:{HOME_REGION}:{ACCOUNT}:reads"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.cloudtrail(HOME_REGION)
+        .describe_trails()
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut read = None;
+    for key in log_objects(&c, &bucket).await {
+        for r in records_in(&c, &bucket, &key).await {
+            if r["eventName"] == "DescribeTrails" {
+                read = Some(r);
+            }
+        }
+    }
+    let read = read.expect("the DescribeTrails record is in a log file");
+    assert_eq!(read["readOnly"], true);
+    assert_eq!(read["managementEvent"], true);
+    let got = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        got.messages().is_empty(),
+        "EventBridge does not receive read-only calls"
+    );
+}
