@@ -14,6 +14,7 @@ mod client;
 mod failure;
 pub mod fanout;
 pub mod log_objects;
+pub mod queue;
 pub mod restore;
 pub mod snapshot;
 pub mod trails;

@@ -15,7 +15,7 @@
 //! [`Journal::record`] refuses parameters with a key that looks like a secret.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, Row, ToSql, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsStr;
 use std::fmt;
@@ -25,7 +25,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a write waits for another process's lock before it fails. Writes are single
 /// short inserts, so a wait this long means something is stuck, not busy.
@@ -54,6 +54,13 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     CREATE INDEX entries_account_time ON entries (account, time);
     CREATE INDEX entries_time ON entries (time);
     CREATE INDEX entries_run ON entries (run_id);",
+    // Events `watch` has handled, by CloudTrail eventID: a redelivered message is recognised
+    // and never acted on twice.
+    "CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        time     TEXT NOT NULL,
+        outcome  TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Parameter keys containing one of these (compared lowercased, with everything but letters
@@ -354,6 +361,42 @@ impl Journal {
     }
 
     /// The entries matching `filter`, newest first (by time, then by id for equal times).
+    /// Whether the event with this CloudTrail `eventID` was handled already.
+    pub fn event_handled(&self, event_id: &str) -> Result<bool, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM events WHERE event_id = ?1",
+                [event_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|source| JournalError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Records that the event was handled (after acting on it, before the message is
+    /// deleted): a crash in between means it is handled again, which restoring tolerates.
+    pub fn mark_event_handled(
+        &self,
+        event_id: &str,
+        time: &str,
+        outcome: &str,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO events (event_id, time, outcome) VALUES (?1, ?2, ?3)",
+                [event_id, time, outcome],
+            )
+            .map(|_| ())
+            .map_err(|source| JournalError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     pub fn list(&self, filter: &Filter) -> Result<Vec<Entry>, JournalError> {
         let mut conditions: Vec<&str> = Vec::new();
         let mut values: Vec<&dyn ToSql> = Vec::new();

@@ -529,3 +529,21 @@ fn parameters_that_look_like_secrets_are_refused() {
         .unwrap();
     assert_eq!(all(&journal).len(), 1);
 }
+
+#[test]
+fn handled_events_are_remembered_across_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let journal = Journal::open(&path).unwrap();
+    assert!(!journal.event_handled("e-1").unwrap());
+    journal
+        .mark_event_handled("e-1", "2026-11-28T10:00:00Z", "restored")
+        .unwrap();
+    journal
+        .mark_event_handled("e-1", "2026-11-28T10:00:01Z", "restored")
+        .unwrap();
+    drop(journal);
+    let journal = Journal::open(&path).unwrap();
+    assert!(journal.event_handled("e-1").unwrap());
+    assert!(!journal.event_handled("e-2").unwrap());
+}

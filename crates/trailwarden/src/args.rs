@@ -26,7 +26,8 @@ Examples:
   trailwarden --accounts 111111111111 --regions eu-west-1 scan s3://org-trail-bucket/ --since 2026-11-01
   zcat file.json.gz | trailwarden scan -
   trailwarden rules list
-  trailwarden rules test --rules ./my-sigma-rules/";
+  trailwarden rules test --rules ./my-sigma-rules/
+  trailwarden --role-name TrailwardenAudit watch --queue-url URL --baseline baseline.toml --remediate";
 
 /// trailwarden keeps AWS audit logging alive and honest: it finds CloudTrail tampering in
 /// every region of every account.
@@ -174,6 +175,43 @@ pub enum Command {
     /// Inspect and test the detection rules (the built-in pack, or --rules DIR).
     #[command(subcommand)]
     Rules(RulesCommand),
+
+    /// Service mode, in the security account: consume the central queue of forwarded
+    /// CloudTrail events, run the rule pack on each, restore the affected account at once
+    /// (--remediate), and sweep every baseline account against the baseline on start and
+    /// every --sweep-interval (the backstop for what no event reports).
+    ///
+    /// A message is deleted only after it was handled; a redelivered event is recognised by
+    /// its eventID (kept in --state) and not acted on twice; a message that cannot be handled
+    /// stays on the queue and goes to the queue's dead-letter queue after its maxReceiveCount.
+    /// Failed attempts (errorCode) and trailwarden's own calls (trailwarden-* role sessions)
+    /// never trigger a restore. SIGTERM or Ctrl-C stops it after the messages in hand.
+    /// /healthz and /metrics (Prometheus) are served on --listen. Logs: -v.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The central queue (its URL, as SQS gives it).
+    #[arg(long, value_name = "URL")]
+    pub queue_url: String,
+    /// The known-good state (written by `baseline capture`).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: std::path::PathBuf,
+    /// Restore what events and sweeps find (default: report only).
+    #[arg(long)]
+    pub remediate: bool,
+    /// Time between full sweeps, e.g. 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+    /// The local state store: journal of actions and handled events (see `remediate --state`).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<std::path::PathBuf>,
+    /// Address for /healthz and /metrics, or "off".
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9137")]
+    pub listen: String,
+    #[command(flatten)]
+    pub source: RulesSource,
 }
 
 /// Where rules come from.

@@ -10,6 +10,7 @@ mod rules_cmd;
 mod scan_cmd;
 mod targets;
 mod trails_cmd;
+mod watch_cmd;
 
 use args::{BaselineCommand, Cli, Command, RulesCommand};
 use clap::Parser;
@@ -63,6 +64,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Remediate(args) => remediate_cmd::remediate(&factory, g, &args).await,
         Command::Journal(args) => remediate_cmd::journal(g, &args),
         Command::Scan(args) => scan_cmd::run(&factory, g, &args).await,
+        Command::Watch(args) => watch_cmd::run(&factory, g, &args).await,
         Command::Rules(RulesCommand::List(args)) => rules_cmd::list(&args, g.format),
         Command::Rules(RulesCommand::Test(args)) => rules_cmd::test(&args),
         Command::Rules(RulesCommand::Lint(args)) => rules_cmd::lint(&args),

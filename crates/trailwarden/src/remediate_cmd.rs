@@ -20,24 +20,24 @@ use trailwarden_posture::{Baseline, audit_account};
 
 /// What became of one finding.
 #[derive(Debug, Serialize)]
-struct Outcomes {
-    finding: Finding,
+pub struct Outcomes {
+    pub finding: Finding,
     /// `restored`, `not-restored`, `escalated` or `planned` (dry run).
-    result: &'static str,
-    detail: String,
+    pub result: &'static str,
+    pub detail: String,
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
-    run: Option<String>,
-    applied: bool,
-    steps: Vec<PlannedStep>,
-    results: Vec<Outcomes>,
-    gaps: Vec<Gap>,
+pub struct Report {
+    pub run: Option<String>,
+    pub applied: bool,
+    pub steps: Vec<PlannedStep>,
+    pub results: Vec<Outcomes>,
+    pub gaps: Vec<Gap>,
 }
 
 #[derive(Debug, Serialize)]
-struct PlannedStep {
+pub struct PlannedStep {
     account: AccountId,
     #[serde(flatten)]
     step: Step,
@@ -52,7 +52,6 @@ pub async fn remediate(
 ) -> Result<u8> {
     let format = output::choose(g.format);
     let baseline = Baseline::load(&args.baseline)?;
-    let settings = baseline.settings.clone();
     let ids: Vec<AccountId> = baseline
         .accounts
         .iter()
@@ -72,7 +71,37 @@ pub async fn remediate(
     } else {
         None
     };
-    let (accounts, snapshots) = read_state(factory, &selection, g, Some(&baseline)).await?;
+    let report = restore(
+        factory,
+        g,
+        &baseline,
+        &selection,
+        journal.as_ref(),
+        args.verify_attempts,
+    )
+    .await?;
+    output::print(&render(&report, format)?)?;
+    let all_good = if report.applied {
+        report.results.iter().all(|o| o.result == "restored") && report.gaps.is_empty()
+    } else {
+        report.results.is_empty() && report.gaps.is_empty()
+    };
+    Ok(if all_good { exit::OK } else { exit::FINDINGS })
+}
+
+/// Reads `selection`, audits it against `baseline`, and plans the restore; with a `journal`,
+/// applies the plan, verifies by reading again (at most `verify_attempts` times) and
+/// journals every action and verification. Used by `remediate` and by `watch`.
+pub async fn restore(
+    factory: &ClientFactory,
+    g: &GlobalArgs,
+    baseline: &Baseline,
+    selection: &trailwarden_aws::fanout::Selection,
+    journal: Option<&Journal>,
+    verify_attempts: u32,
+) -> Result<Report> {
+    let settings = baseline.settings.clone();
+    let (accounts, snapshots) = read_state(factory, selection, g, Some(baseline)).await?;
     let mut gaps = snapshots.gaps;
     let mut plans: BTreeMap<AccountId, (Vec<Finding>, Plan)> = BTreeMap::new();
     for observed in &snapshots.accounts {
@@ -99,18 +128,12 @@ pub async fn remediate(
             .values()
             .flat_map(|(findings, p)| classify(findings, p, None))
             .collect::<Vec<_>>();
-        let report = Report {
+        return Ok(Report {
             run: None,
             applied: false,
             steps,
             results,
             gaps,
-        };
-        output::print(&render(&report, format)?)?;
-        return Ok(if report.results.is_empty() && report.gaps.is_empty() {
-            exit::OK
-        } else {
-            exit::FINDINGS
         });
     };
 
@@ -147,11 +170,11 @@ pub async fn remediate(
             accounts: selection.accounts.clone().map(|_| touched.clone()),
             ..selection.clone()
         };
-        for attempt in 0..args.verify_attempts {
+        for attempt in 0..verify_attempts {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_secs(1 << attempt.min(4))).await;
             }
-            let (_, again) = read_state(factory, &verify_selection, g, Some(&baseline)).await?;
+            let (_, again) = read_state(factory, &verify_selection, g, Some(baseline)).await?;
             remaining.clear();
             for observed in &again.accounts {
                 if let Some(want) = baseline.account(&observed.account) {
@@ -210,16 +233,13 @@ pub async fn remediate(
             results.push(o);
         }
     }
-    let all_good = results.iter().all(|o| o.result == "restored") && gaps.is_empty();
-    let report = Report {
+    Ok(Report {
         run: Some(run),
         applied: true,
         steps,
         results,
         gaps,
-    };
-    output::print(&render(&report, format)?)?;
-    Ok(if all_good { exit::OK } else { exit::FINDINGS })
+    })
 }
 
 /// Each finding's fate: escalated (with the reason), or restored / not restored after apply

@@ -1,0 +1,125 @@
+//! The central SQS queue `watch` consumes: long-poll receive, delete after handling.
+
+use crate::client::AccountConfig;
+use crate::failure::{GapScope, gap_from_sdk};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use trailwarden_model::target::AccountId;
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// How many times SQS has handed this message out (1 the first time).
+    pub receive_count: u32,
+}
+
+/// The queue's region: from an AWS queue URL (`https://sqs.<region>.amazonaws.com/...`),
+/// else `fallback` (emulators).
+pub fn queue_region(url: &str, fallback: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|host| {
+            let parts: Vec<&str> = host.split('.').collect();
+            (parts.len() >= 4 && parts[0] == "sqs").then(|| parts[1].to_owned())
+        })
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+fn describe<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    region: &str,
+    operation: &str,
+) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let gap = gap_from_sdk(
+        err,
+        &AccountId::as_recorded("-"),
+        Some(region),
+        operation,
+        GapScope::Region,
+    );
+    let code = gap.code.map(|c| format!(", {c}")).unwrap_or_default();
+    format!(
+        "{} failed ({}{code}): {}",
+        gap.operation, gap.kind, gap.message
+    )
+}
+
+/// Receives up to 10 messages, waiting up to `wait_seconds` (long polling).
+pub async fn receive(
+    account: &AccountConfig,
+    region: &str,
+    url: &str,
+    wait_seconds: i32,
+) -> Result<Vec<Message>, String> {
+    let out = account
+        .sqs(region)
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait_seconds.clamp(0, 20))
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .map_err(|e| describe(&e, region, "sqs:ReceiveMessage"))?;
+    Ok(out
+        .messages()
+        .iter()
+        .map(|m| Message {
+            id: m.message_id().unwrap_or_default().to_owned(),
+            receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+            body: m.body().unwrap_or_default().to_owned(),
+            receive_count: m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect())
+}
+
+/// Deletes a handled message.
+pub async fn delete(
+    account: &AccountConfig,
+    region: &str,
+    url: &str,
+    receipt_handle: &str,
+) -> Result<(), String> {
+    account
+        .sqs(region)
+        .delete_message()
+        .queue_url(url)
+        .receipt_handle(receipt_handle)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| describe(&e, region, "sqs:DeleteMessage"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_from_queue_urls() {
+        assert_eq!(
+            queue_region(
+                "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
+                "us-east-1"
+            ),
+            "eu-west-1"
+        );
+        assert_eq!(
+            queue_region("http://127.0.0.1:5000/111122223333/q", "us-east-1"),
+            "us-east-1"
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! `trailwarden watch` against the lab: member events forwarded to the security account's
+//! queue are detected and the affected account is restored within seconds; redelivered
+//! events are not acted on twice; failed attempts never trigger a restore; /healthz and
+//! /metrics answer; SIGTERM stops it cleanly.
+
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use trailwarden_aws::ClientFactory;
+use trailwarden_aws::sdk::eventbridge::types::Target;
+use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
+
+const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
+
+fn command(args: &[&str], credentials: &[(&str, String)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/trailwarden-test",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in credentials {
+        c.env(k, v);
+    }
+    c
+}
+
+/// GET on loopback; the body, or None while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    http_get(port, "/metrics")
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(-1.0)
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 2,
+        denied_accounts: 0,
+        log_interval: Duration::from_millis(500),
+    })
+    .await
+    .expect("lab");
+    let endpoint = lab.description.endpoint.clone();
+    let security = lab.description.security.clone();
+    let accounts: Vec<String> = lab
+        .description
+        .accounts
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("baseline.toml");
+    let state = dir.path().join("state.db");
+    let operator = [
+        ("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "lab-secret".to_owned()),
+    ];
+    let global = [
+        "--endpoint-url",
+        &endpoint,
+        "--role-name",
+        ROLE_NAME,
+        "--regions",
+        "us-east-1,eu-west-1",
+    ];
+    let list = accounts.join(",");
+    let mut capture: Vec<&str> = global.to_vec();
+    capture.extend([
+        "--accounts",
+        &list,
+        "--quiet",
+        "baseline",
+        "capture",
+        "--out",
+    ]);
+    capture.push(baseline.to_str().unwrap());
+    let out = command(&capture, &operator).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // What `deploy` installs: each member forwards CloudTrail API events to the security bus.
+    for account in &accounts {
+        let events = lab.attacker(account).await.eventbridge(HOME_REGION);
+        events
+            .put_rule()
+            .name("trailwarden-forward")
+            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule("trailwarden-forward")
+            .targets(
+                Target::builder()
+                    .id("security")
+                    .arn(&security.event_bus_arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // The service runs in the security account.
+    let security_config = ClientFactory::new(&operator_options(&lab.description.moto_endpoint))
+        .await
+        .caller();
+    let assumed = security_config
+        .sts(HOME_REGION)
+        .assume_role()
+        .role_arn(&security.role_arn)
+        .role_session_name("watch-service")
+        .send()
+        .await
+        .unwrap();
+    let c = assumed.credentials().unwrap();
+    let service_credentials = [
+        ("AWS_ACCESS_KEY_ID", c.access_key_id().to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_owned()),
+        ("AWS_SESSION_TOKEN", c.session_token().to_owned()),
+    ];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut watch: Vec<&str> = global.to_vec();
+    watch.extend([
+        "-v",
+        "watch",
+        "--queue-url",
+        &security.queue_url,
+        "--remediate",
+        "--sweep-interval",
+        "1h",
+        "--listen",
+        &listen,
+    ]);
+    watch.extend([
+        "--baseline",
+        baseline.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
+    let child = command(&watch, &service_credentials)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut service = Killed(child);
+    let log_text = || std::fs::read_to_string(dir.path().join("watch.log")).unwrap_or_default();
+
+    wait_for("/healthz", Duration::from_secs(30), || {
+        http_get(port, "/healthz").as_deref() == Some("ok\n")
+    });
+    wait_for("the start-up sweep", Duration::from_secs(60), || {
+        metric(port, "trailwarden_sweeps_total") >= 1.0
+    });
+
+    // Attack → detected from the event → restored and verified.
+    let victim = &accounts[0];
+    let trail_status = |account: &str| {
+        let account = account.to_owned();
+        let lab_endpoint = lab.description.moto_endpoint.clone();
+        async move {
+            let c = ClientFactory::new(&operator_options(&lab_endpoint))
+                .await
+                .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
+                .await;
+            c.cloudtrail(HOME_REGION)
+                .get_trail_status()
+                .name("management-events")
+                .send()
+                .await
+                .unwrap()
+                .is_logging()
+                .unwrap_or(false)
+        }
+    };
+    let attacked = Instant::now();
+    lab.attack("stop-logging", victim).await.unwrap();
+    let mut restored_after = None;
+    while attacked.elapsed() < Duration::from_secs(30) {
+        if metric(port, "trailwarden_restores_total") >= 1.0 && trail_status(victim).await {
+            restored_after = Some(attacked.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let restored_after =
+        restored_after.unwrap_or_else(|| panic!("not restored within 30 s:\n{}", log_text()));
+    println!("attack → verified restore: {restored_after:?}");
+    let journal = trailwarden_engine::Journal::open(&state).unwrap();
+    let entries = journal
+        .list(&trailwarden_engine::Filter::default())
+        .unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.call == "cloudtrail:StartLogging" && e.account == *victim),
+        "{entries:#?}"
+    );
+
+    // A failed attempt is reported, never restored.
+    let restores = metric(port, "trailwarden_restores_total");
+    let findings = metric(port, "trailwarden_findings_total");
+    lab.attack("denied-stop-logging", &accounts[1])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(port, "trailwarden_findings_total") <= findings && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metric(port, "trailwarden_findings_total") > findings,
+        "{}",
+        log_text()
+    );
+    assert_eq!(
+        metric(port, "trailwarden_restores_total"),
+        restores,
+        "a failed attempt triggered a restore"
+    );
+
+    // The same event delivered twice is acted on once.
+    let sqs = lab.attacker(&security.id).await.sqs(HOME_REGION);
+    let record = json!({"eventVersion": "1.08", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+        "awsRegion": "us-east-1", "eventTime": "2026-11-28T10:00:00Z", "eventID": "redelivered-1",
+        "recipientAccountId": victim, "requestParameters": {"name": "management-events"},
+        "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{victim}:assumed-role/x/mallory")}});
+    let envelope = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail", "detail": record});
+    for _ in 0..2 {
+        sqs.send_message()
+            .queue_url(&security.queue_url)
+            .message_body(envelope.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(port, "trailwarden_duplicate_events_total") < 1.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metric(port, "trailwarden_duplicate_events_total"),
+        1.0,
+        "{}",
+        log_text()
+    );
+    assert!(journal.event_handled("redelivered-1").unwrap());
+
+    // A message that is not a CloudTrail event is not deleted (the queue dead-letters it).
+    sqs.send_message()
+        .queue_url(&security.queue_url)
+        .message_body("{\"hello\": 1}")
+        .send()
+        .await
+        .unwrap();
+    let errors = metric(port, "trailwarden_errors_total");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(port, "trailwarden_errors_total") <= errors && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(log_text().contains("message not handled"), "{}", log_text());
+
+    // SIGTERM: stops cleanly.
+    let pid = service.0.id();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let status = {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = service.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "watch did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(status.code(), Some(0), "{}", log_text());
+}
