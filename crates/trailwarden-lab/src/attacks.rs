@@ -32,6 +32,7 @@ macro_rules! techniques {
 
 techniques! {
     "stop-logging", "A1", "StopLogging on the multi-region trail";
+    "denied-stop-logging", "A1", "StopLogging refused with AccessDenied: a failed attempt (errorCode in the record)";
     "delete-trail", "A2", "DeleteTrail on the multi-region trail";
     "single-region", "A3", "UpdateTrail IsMultiRegionTrail=false";
     "no-global-events", "A4", "UpdateTrail IncludeGlobalServiceEvents=false";
@@ -62,6 +63,24 @@ techniques! {
     "delete-flow-logs", "F1", "DeleteFlowLogs on the VPC";
 }
 
+/// Answers the lab must give before a technique is performed (a policy that denies it), for
+/// the caller to install in the proxy first.
+pub fn setup_faults(id: &str) -> Vec<Fault> {
+    match id {
+        "denied-stop-logging" => vec![
+            Fault::error(
+                400,
+                "AccessDeniedException",
+                "User: arn:aws:sts::assumed-role/compromised-admin/mallory is not authorized to perform: cloudtrail:StopLogging because no identity-based policy allows the cloudtrail:StopLogging action",
+            )
+            .service("cloudtrail")
+            .operation("StopLogging")
+            .times(1),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Looks a technique up by id.
 pub fn technique(id: &str) -> Option<&'static Technique> {
     TECHNIQUES.iter().find(|t| t.id == id)
@@ -86,6 +105,15 @@ pub async fn perform(
     let key_id = key.rsplit('/').next().unwrap_or_default().to_owned();
     let attacker_bucket = format!("exfil-{a}-logs");
     match id {
+        "denied-stop-logging" => {
+            if ct.stop_logging().name(TRAIL).send().await.is_ok() {
+                return Err(crate::step_failed(
+                    a,
+                    "StopLogging",
+                    "expected AccessDenied, but the call succeeded (install setup_faults first)",
+                ));
+            }
+        }
         "stop-logging" => {
             call!(a, "StopLogging", ct.stop_logging().name(TRAIL).send());
         }
@@ -238,28 +266,39 @@ pub async fn perform(
             );
         }
         "delete-bucket" => {
-            // `s3 rb --force`: empty it first (every version), then delete.
-            let versions = call!(
-                a,
-                "ListObjectVersions",
-                s3c.list_object_versions().bucket(&bucket).send()
-            );
-            for v in versions.versions() {
-                call!(
+            // `s3 rb --force`: empty it first (every version), then delete; CloudTrail keeps
+            // delivering meanwhile, so an attacker's script empties it again until it goes.
+            let mut attempts = 0;
+            loop {
+                let versions = call!(
                     a,
-                    "DeleteObject",
-                    s3c.delete_object()
-                        .bucket(&bucket)
-                        .key(v.key().unwrap_or_default())
-                        .set_version_id(v.version_id().map(str::to_owned))
-                        .send()
+                    "ListObjectVersions",
+                    s3c.list_object_versions().bucket(&bucket).send()
                 );
+                for v in versions.versions() {
+                    call!(
+                        a,
+                        "DeleteObject",
+                        s3c.delete_object()
+                            .bucket(&bucket)
+                            .key(v.key().unwrap_or_default())
+                            .set_version_id(v.version_id().map(str::to_owned))
+                            .send()
+                    );
+                }
+                attempts += 1;
+                match s3c.delete_bucket().bucket(&bucket).send().await {
+                    Ok(_) => break,
+                    Err(_) if attempts < 10 => continue,
+                    Err(e) => {
+                        return Err(crate::step_failed(
+                            a,
+                            "DeleteBucket",
+                            trailwarden_aws::sdk::sts::error::DisplayErrorContext(e),
+                        ));
+                    }
+                }
             }
-            call!(
-                a,
-                "DeleteBucket",
-                s3c.delete_bucket().bucket(&bucket).send()
-            );
         }
         "bucket-policy-deny" => {
             let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{

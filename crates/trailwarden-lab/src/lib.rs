@@ -23,6 +23,7 @@ macro_rules! call {
 }
 
 pub mod attacks;
+pub mod digest;
 mod estate;
 pub mod recorder;
 
@@ -118,6 +119,10 @@ pub struct LabDescription {
     pub security: SecurityAccount,
     /// The process serving the lab (for `trailwarden-lab down`).
     pub pid: u32,
+    /// The key that signs the trails' digest files (log-file validation), as CloudTrail's
+    /// `ListPublicKeys` gives it.
+    #[serde(default)]
+    pub digest_public_key: digest::DigestPublicKey,
 }
 
 /// The security account, reached by AssumeRole like the members.
@@ -199,7 +204,7 @@ pub enum LabError {
     },
 }
 
-fn step_failed(account: &str, what: &str, e: impl std::fmt::Display) -> LabError {
+pub(crate) fn step_failed(account: &str, what: &str, e: impl std::fmt::Display) -> LabError {
     LabError::Seed {
         account: account.to_owned(),
         what: what.to_owned(),
@@ -272,6 +277,7 @@ impl Lab {
             accounts,
             security,
             pid: std::process::id(),
+            digest_public_key: digest::public_key(),
         };
         Ok(Self {
             moto,
@@ -329,6 +335,9 @@ impl Lab {
     /// Performs a technique of [`attacks::TECHNIQUES`] against a member account.
     pub async fn attack(&self, technique: &str, account: &str) -> Result<String, LabError> {
         let target = self.description.member(account)?;
+        for fault in attacks::setup_faults(technique) {
+            self.proxy.add_first(fault);
+        }
         let done = attacks::perform(technique, &self.attacker(account).await, target).await?;
         for fake in done.fakes {
             self.proxy.add_first(fake);

@@ -106,6 +106,11 @@ async fn main() -> Result<()> {
             let (technique, account) = (technique.unwrap_or_default(), account.unwrap_or_default());
             let target = lab.member(&account)?;
             let attacker = lab.attacker(&account).await;
+            for fault in trailwarden_lab::attacks::setup_faults(&technique) {
+                trailwarden_lab::trailwarden_moto::post_fault(&lab.endpoint, &fault).with_context(
+                    || format!("installing a fault in the lab at {}", lab.endpoint),
+                )?;
+            }
             let done = trailwarden_lab::attacks::perform(&technique, &attacker, target).await?;
             for fake in &done.fakes {
                 trailwarden_lab::trailwarden_moto::post_fault(&lab.endpoint, fake).with_context(

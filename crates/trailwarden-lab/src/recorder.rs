@@ -5,7 +5,8 @@
 //! files written every few seconds. Stopping a trail really stops its logs.
 //!
 //! Read-only calls (Get/List/Describe) go to the log files only, as AWS does: EventBridge does
-//! not receive them. Not emulated: data events, organization trails.
+//! not receive them. Trails with log-file validation also get signed digest files
+//! (`digest.rs`). Not emulated: data events, organization trails.
 
 use crate::{HOME_REGION, operator_options};
 use serde_json::{Map, Value, json};
@@ -41,7 +42,14 @@ pub fn start(proxy: &FaultProxy, moto_endpoint: &str, interval: Duration) {
     let endpoint = moto_endpoint.to_owned();
     let clients = Arc::new(AccountClients::new(endpoint));
     tokio::spawn(record(rx, clients.clone(), buffers.clone()));
-    tokio::spawn(deliver(clients, buffers, interval));
+    // Digest files of the trails with log-file validation, every few log periods.
+    let digests = crate::digest::Digests::new();
+    tokio::spawn(crate::digest::run(
+        digests.clone(),
+        moto_endpoint.to_owned(),
+        crate::digest::period(interval),
+    ));
+    tokio::spawn(deliver(clients, buffers, interval, digests));
 }
 
 /// Clients acting in each account on CloudTrail's behalf, straight to moto.
@@ -156,7 +164,12 @@ async fn record(
 
 /// Every `interval`, each account × region's records go to the buckets of the trails that
 /// log that region; records of a region no logging trail covers are lost, as in AWS.
-async fn deliver(clients: Arc<AccountClients>, buffers: Buffers, interval: Duration) {
+async fn deliver(
+    clients: Arc<AccountClients>,
+    buffers: Buffers,
+    interval: Duration,
+    digests: Arc<crate::digest::Digests>,
+) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
@@ -220,17 +233,22 @@ async fn deliver(clients: Arc<AccountClients>, buffers: Buffers, interval: Durat
                     continue;
                 }
                 let key = log_file_key(t.s3_key_prefix(), &account, &region);
-                let body = gzip(&json!({"Records": delivered}).to_string());
-                let _ = c
+                let text = json!({"Records": delivered}).to_string();
+                let body = gzip(&text);
+                let put = c
                     .s3(HOME_REGION)
                     .put_object()
                     .bucket(bucket)
-                    .key(key)
+                    .key(&key)
                     .body(trailwarden_aws::sdk::s3::primitives::ByteStream::from(body))
                     .send()
                     .await;
+                if put.is_ok() {
+                    digests.delivered(t, &account, &region, &key, &text, &delivered);
+                }
             }
         }
+        digests.pass_done();
     }
 }
 

@@ -18,6 +18,8 @@ async fn read(lab: &Lab, regions: &RegionSelection, baseline: Option<&Snapshots>
 fn expected(technique: &str) -> BTreeSet<&'static str> {
     let ids: &[&str] = match technique {
         "stop-logging" => &["trail.logging-stopped"],
+        // Refused: the state does not change.
+        "denied-stop-logging" => &[],
         "delete-trail" => &["trail.deleted"],
         // AWS also turns global events off with A3; moto keeps the flag as it was.
         "single-region" => &["trail.single-region"],

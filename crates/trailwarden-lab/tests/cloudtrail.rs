@@ -330,7 +330,7 @@ async fn records_have_the_fields_and_shapes_of_real_cloudtrail_records() {
 /// The call each technique is recognised by on EventBridge.
 fn signature(technique: &str) -> &'static str {
     match technique {
-        "stop-logging" => "StopLogging",
+        "stop-logging" | "denied-stop-logging" => "StopLogging",
         "delete-trail" => "DeleteTrail",
         "single-region" | "no-global-events" | "redirect-bucket" | "attacker-kms-key"
         | "validation-off" | "detach-cloudwatch" | "minimize" => "UpdateTrail",
