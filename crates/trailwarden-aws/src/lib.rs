@@ -13,6 +13,7 @@
 mod client;
 mod failure;
 pub mod fanout;
+pub mod forwarding;
 pub mod log_objects;
 pub mod queue;
 pub mod restore;

@@ -114,6 +114,9 @@ pub struct LabDescription {
     pub moto_endpoint: String,
     pub role_name: String,
     pub home_region: String,
+    /// The regions the emulated accounts have enabled (EC2 DescribeRegions).
+    #[serde(default)]
+    pub regions: Vec<String>,
     pub accounts: Vec<LabAccount>,
     /// Where trailwarden's service runs: the central queue and its dead-letter queue.
     pub security: SecurityAccount,
@@ -152,10 +155,12 @@ impl LabDescription {
     }
 }
 
-/// A running lab. Dropping it stops moto; the proxy stops with the tokio runtime.
+/// A running lab. Dropping it stops moto (when the lab started it); the proxy stops with the
+/// tokio runtime.
 #[derive(Debug)]
 pub struct Lab {
-    pub moto: MotoServer,
+    /// The moto the lab started, or `None` when it seeded one already running.
+    pub moto: Option<MotoServer>,
     pub proxy: FaultProxy,
     pub description: LabDescription,
 }
@@ -216,12 +221,26 @@ impl Lab {
     /// Starts moto and the proxy and seeds the estate. Needs a tokio runtime (the proxy runs
     /// on it).
     pub async fn start(spec: &LabSpec) -> Result<Self, LabError> {
-        let moto = MotoServer::start()?;
-        let proxy = FaultProxy::start(&moto.endpoint())
+        Self::start_on(spec, None).await
+    }
+
+    /// [`Lab::start`] on a moto already running at `moto_endpoint` (a fresh one: the lab's
+    /// accounts and names must not exist yet), or on a new one when `None`.
+    pub async fn start_on(spec: &LabSpec, moto_endpoint: Option<&str>) -> Result<Self, LabError> {
+        let moto = match moto_endpoint {
+            Some(_) => None,
+            None => Some(MotoServer::start()?),
+        };
+        let moto_endpoint = moto.as_ref().map_or_else(
+            || moto_endpoint.unwrap_or_default().to_owned(),
+            MotoServer::endpoint,
+        );
+        let proxy = FaultProxy::start(&moto_endpoint)
             .await
             .map_err(LabError::Proxy)?;
         // Seed moto directly, so the proxy's call counts show only what tests do.
-        let factory = ClientFactory::new(&operator_options(&moto.endpoint())).await;
+        let factory = ClientFactory::new(&operator_options(&moto_endpoint)).await;
+        let regions = enabled_regions(&factory.caller()).await?;
         let mut accounts = Vec::new();
         for n in 1..=spec.accounts {
             let id = account_id(n);
@@ -242,7 +261,7 @@ impl Lab {
         let security =
             estate::seed_security_account(&security_clients, SECURITY_ACCOUNT, &members).await?;
         // CloudTrail for the emulated estate: records to EventBridge and to the trails' buckets.
-        recorder::start(&proxy, &moto.endpoint(), spec.log_interval);
+        recorder::start(&proxy, &moto_endpoint, spec.log_interval);
         // GuardDuty operations moto lacks answer as an account without filters or IP sets
         // would; attacks override them per detector.
         proxy.add(
@@ -271,7 +290,8 @@ impl Lab {
         }
         let description = LabDescription {
             endpoint: proxy.endpoint(),
-            moto_endpoint: moto.endpoint(),
+            moto_endpoint: moto_endpoint.clone(),
+            regions,
             role_name: ROLE_NAME.to_owned(),
             home_region: HOME_REGION.to_owned(),
             accounts,
@@ -381,6 +401,27 @@ impl LabDescription {
             .assume_role(&format!("arn:aws:iam::{account}:role/{ATTACKER_ROLE}"))
             .await
     }
+}
+
+/// Regions that need no opt-in or are opted in, as EC2 reports them.
+async fn enabled_regions(clients: &AccountConfig) -> Result<Vec<String>, LabError> {
+    let out = call!(
+        "-",
+        "DescribeRegions",
+        clients
+            .ec2(HOME_REGION)
+            .describe_regions()
+            .all_regions(true)
+            .send()
+    );
+    let mut regions: Vec<String> = out
+        .regions()
+        .iter()
+        .filter(|r| r.opt_in_status() != Some("not-opted-in"))
+        .filter_map(|r| r.region_name().map(str::to_owned))
+        .collect();
+    regions.sort();
+    Ok(regions)
 }
 
 /// The role the lab's attacks run as.

@@ -22,6 +22,9 @@ enum Command {
         /// Member accounts with trails.
         #[arg(long, default_value_t = 3)]
         accounts: usize,
+        /// Seed a moto that is already running here (fresh) instead of starting one.
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
         /// Extra member accounts whose AssumeRole is denied (AccessDenied), to show how
         /// failures are reported.
         #[arg(long, default_value_t = 1)]
@@ -59,15 +62,16 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Up {
             accounts,
+            endpoint_url,
             denied_accounts,
             out,
         } => {
-            let lab = Lab::start(&LabSpec {
+            let spec = LabSpec {
                 accounts,
                 denied_accounts,
                 ..LabSpec::default()
-            })
-            .await?;
+            };
+            let lab = Lab::start_on(&spec, endpoint_url.as_deref()).await?;
             let text = serde_json::to_string_pretty(&lab.description)?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)

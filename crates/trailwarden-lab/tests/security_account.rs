@@ -109,3 +109,29 @@ async fn member_events_forwarded_to_the_security_bus_reach_the_central_queue() {
         "{redrive}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_can_seed_a_moto_that_is_already_running_and_lists_its_regions() {
+    let moto = trailwarden_lab::trailwarden_moto::MotoServer::start().expect("moto");
+    let lab = Lab::start_on(
+        &LabSpec {
+            accounts: 1,
+            denied_accounts: 0,
+            log_interval: Duration::from_millis(500),
+        },
+        Some(&moto.endpoint()),
+    )
+    .await
+    .expect("lab");
+    assert!(lab.moto.is_none());
+    assert_eq!(lab.description.moto_endpoint, moto.endpoint());
+    let regions = &lab.description.regions;
+    assert!(
+        regions.len() >= 10 && regions.iter().any(|r| r == "eu-west-1"),
+        "{regions:?}"
+    );
+    assert!(
+        !regions.iter().any(|r| r == "me-south-1"),
+        "not opted in: {regions:?}"
+    );
+}

@@ -69,7 +69,7 @@ pub(crate) enum Comparison {
     Gte,
 }
 
-/// An index key for `eventName`: a whole value or a prefix, lower-cased.
+/// An index key for `eventName`: a whole value or a prefix, as the rule writes it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum NameKey {
     Exact(String),
@@ -81,6 +81,8 @@ pub(crate) struct TextMatcher {
     how: TextHow,
     /// Lower-cased unless `cased`.
     needle: String,
+    /// The value as the rule writes it (escapes removed), for exporting patterns.
+    literal: String,
     cased: bool,
 }
 
@@ -370,6 +372,7 @@ impl TextMatcher {
             return Self {
                 how: TextHow::Glob(compiled),
                 needle: fold(&literal),
+                literal,
                 cased,
             };
         }
@@ -382,6 +385,7 @@ impl TextMatcher {
         Self {
             how,
             needle: fold(&literal),
+            literal,
             cased,
         }
     }
@@ -422,11 +426,11 @@ impl TextMatcher {
     }
 
     /// The lookup key for an index of values: the whole value or its prefix, lower-cased.
+    /// The value as written, whole or as a prefix (the index folds case itself).
     pub(crate) fn index_key(&self) -> Option<NameKey> {
-        let folded = self.needle.to_lowercase();
         match self.how {
-            TextHow::Exact => Some(NameKey::Exact(folded)),
-            TextHow::Prefix => Some(NameKey::Prefix(folded)),
+            TextHow::Exact => Some(NameKey::Exact(self.literal.clone())),
+            TextHow::Prefix => Some(NameKey::Prefix(self.literal.clone())),
             _ => None,
         }
     }

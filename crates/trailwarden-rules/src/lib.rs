@@ -29,7 +29,7 @@ mod yaml;
 
 pub use error::LoadError;
 pub use finding::event_finding;
-pub use pack::{Lint, LoadReport, RuleSet, TestOutcome};
+pub use pack::{ForwardedEvents, Lint, LoadReport, RuleSet, TestOutcome};
 pub use rule::{Remediation, Rule, RuleTest, Verdict};
 
 #[cfg(test)]

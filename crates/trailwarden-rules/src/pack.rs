@@ -23,6 +23,32 @@ pub struct RuleSet {
     always: Vec<(u32, Vec<String>)>,
 }
 
+/// The events a forwarding rule must deliver (see [`RuleSet::forwarded_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedEvents {
+    pub names: Vec<String>,
+    pub prefixes: Vec<String>,
+    pub complete: bool,
+}
+
+impl ForwardedEvents {
+    /// The EventBridge event pattern: "AWS API Call via CloudTrail" events with one of the
+    /// names or prefixes.
+    pub fn event_pattern(&self) -> serde_json::Value {
+        let mut names: Vec<serde_json::Value> =
+            self.names.iter().map(|n| serde_json::json!(n)).collect();
+        names.extend(
+            self.prefixes
+                .iter()
+                .map(|p| serde_json::json!({"prefix": p})),
+        );
+        serde_json::json!({
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {"eventName": names},
+        })
+    }
+}
+
 /// What loading skipped (never an error: rules for other log sources).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LoadReport {
@@ -176,10 +202,13 @@ impl RuleSet {
                     names.dedup();
                     for name in names {
                         match name {
-                            NameKey::Exact(name) => {
-                                by_event_name.entry(name.into()).or_default().push(i)
+                            NameKey::Exact(name) => by_event_name
+                                .entry(name.to_lowercase().into())
+                                .or_default()
+                                .push(i),
+                            NameKey::Prefix(prefix) => {
+                                by_prefix.push((prefix.to_lowercase().into(), i))
                             }
-                            NameKey::Prefix(prefix) => by_prefix.push((prefix.into(), i)),
                         }
                     }
                 }
@@ -211,6 +240,34 @@ impl RuleSet {
         let mut names: Vec<&str> = self.by_event_name.keys().map(|k| &**k).collect();
         names.sort_unstable();
         (names, !self.always.is_empty() || !self.by_prefix.is_empty())
+    }
+
+    /// What an EventBridge rule must forward for these rules to see every event they could
+    /// match: `eventName`s as the rules write them, and prefixes; `complete` is false when
+    /// some rule is not restricted by `eventName` (then no pattern short of "everything" is
+    /// enough for it).
+    pub fn forwarded_events(&self) -> ForwardedEvents {
+        let mut names = std::collections::BTreeSet::new();
+        let mut prefixes = std::collections::BTreeSet::new();
+        let mut complete = true;
+        for rule in &self.rules {
+            match rule.event_names() {
+                None => complete = false,
+                Some(keys) => {
+                    for key in keys {
+                        match key {
+                            NameKey::Exact(n) => names.insert(n),
+                            NameKey::Prefix(p) => prefixes.insert(p),
+                        };
+                    }
+                }
+            }
+        }
+        ForwardedEvents {
+            names: names.into_iter().collect(),
+            prefixes: prefixes.into_iter().collect(),
+            complete,
+        }
     }
 
     /// Rules whose `eventName` index admits `name` (may repeat).

@@ -414,3 +414,23 @@ fn prefixes_lower_case_keys_and_needles_narrow_what_is_parsed() {
     );
     assert_eq!(hits, ["lower", "prefix", "needle"]);
 }
+
+#[test]
+fn the_forwarding_pattern_keeps_the_rules_spelling() {
+    let prefix =
+        rule("  s:\n    eventName|startswith: UpdateFunctionConfiguration\n  condition: s\n")
+            .replace("name: t", "name: prefix");
+    let exact =
+        rule("  s:\n    eventName:\n      - StopLogging\n      - DeleteTrail\n  condition: s\n");
+    let (set, _) =
+        RuleSet::load([("p.yml".to_owned(), prefix), ("e.yml".to_owned(), exact)]).unwrap();
+    let f = set.forwarded_events();
+    assert!(f.complete);
+    assert_eq!(f.names, ["DeleteTrail", "StopLogging"]);
+    assert_eq!(
+        f.event_pattern()["detail"]["eventName"],
+        json!(["DeleteTrail", "StopLogging", {"prefix": "UpdateFunctionConfiguration"}])
+    );
+    // Still matched case-insensitively.
+    assert!(set.may_match(Some("stoplogging")));
+}

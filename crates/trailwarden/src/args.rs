@@ -188,6 +188,33 @@ pub enum Command {
     /// never trigger a restore. SIGTERM or Ctrl-C stops it after the messages in hand.
     /// /healthz and /metrics (Prometheus) are served on --listen. Logs: -v.
     Watch(WatchArgs),
+
+    /// Install, in every enabled region of every selected account, the EventBridge rule that
+    /// forwards the tamper-relevant CloudTrail events (the event pattern is generated from the
+    /// rule pack, so the two never drift apart) to the security account's bus; idempotent.
+    /// Without --apply, shows what would change (exit 1 if something would). With
+    /// --cloudformation DIR, writes StackSet-ready templates instead (member rule; the
+    /// security account's bus policy, rule, queue and dead-letter queue).
+    Deploy(DeployArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The security account's event bus (arn:aws:events:REGION:ACCOUNT:event-bus/default).
+    #[arg(long, value_name = "ARN")]
+    pub event_bus_arn: String,
+    /// Make the changes (default: show them).
+    #[arg(long, conflicts_with = "cloudformation")]
+    pub apply: bool,
+    /// Write CloudFormation templates into DIR instead of calling AWS.
+    #[arg(long, value_name = "DIR")]
+    pub cloudformation: Option<std::path::PathBuf>,
+    /// Role (in each member account) EventBridge uses to put events on the bus from other
+    /// regions; required by AWS for a bus in another region.
+    #[arg(long, value_name = "NAME")]
+    pub forwarder_role_name: Option<String>,
+    #[command(flatten)]
+    pub source: RulesSource,
 }
 
 #[derive(Debug, Args)]

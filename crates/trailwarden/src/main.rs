@@ -2,6 +2,7 @@
 //! crates, renders its result, and maps it to an exit code. No AWS logic lives here.
 
 mod args;
+mod deploy_cmd;
 mod output;
 mod posture_cmd;
 mod progress;
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Journal(args) => remediate_cmd::journal(g, &args),
         Command::Scan(args) => scan_cmd::run(&factory, g, &args).await,
         Command::Watch(args) => watch_cmd::run(&factory, g, &args).await,
+        Command::Deploy(args) => deploy_cmd::run(&factory, g, &args).await,
         Command::Rules(RulesCommand::List(args)) => rules_cmd::list(&args, g.format),
         Command::Rules(RulesCommand::Test(args)) => rules_cmd::test(&args),
         Command::Rules(RulesCommand::Lint(args)) => rules_cmd::lint(&args),

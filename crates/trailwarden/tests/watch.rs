@@ -7,7 +7,6 @@ use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use trailwarden_aws::ClientFactory;
-use trailwarden_aws::sdk::eventbridge::types::Target;
 use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
@@ -123,30 +122,76 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // What `deploy` installs: each member forwards CloudTrail API events to the security bus.
-    for account in &accounts {
-        let events = lab.attacker(account).await.eventbridge(HOME_REGION);
-        events
-            .put_rule()
-            .name("trailwarden-forward")
-            .event_pattern(r#"{"detail-type":["AWS API Call via CloudTrail"]}"#)
-            .send()
-            .await
-            .unwrap();
-        events
-            .put_targets()
-            .rule("trailwarden-forward")
-            .targets(
-                Target::builder()
-                    .id("security")
-                    .arn(&security.event_bus_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
+    // deploy: the forwarding rules in every member region; idempotent.
+    let mut deploy: Vec<&str> = global.to_vec();
+    deploy.extend([
+        "--accounts",
+        &list,
+        "--quiet",
+        "--format",
+        "json",
+        "deploy",
+        "--event-bus-arn",
+        &security.event_bus_arn,
+    ]);
+    let dry = command(&deploy, &operator).output().unwrap();
+    assert_eq!(
+        dry.status.code(),
+        Some(1),
+        "changes pending: {}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    deploy.push("--apply");
+    let out = command(&deploy, &operator).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let regions = doc["regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 4, "2 accounts × 2 regions: {doc:#}");
+    assert!(regions.iter().all(|r| r["change"] == "created"), "{doc:#}");
+    let names = doc["event_pattern"]["detail"]["eventName"]
+        .as_array()
+        .unwrap();
+    assert!(
+        names.iter().any(|n| n == "StopLogging") && names.iter().any(|n| n == "DeleteTrail"),
+        "{doc:#}"
+    );
+    let again = command(&deploy, &operator).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(
+        doc["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["change"] == "unchanged"),
+        "{doc:#}"
+    );
+    let templates = dir.path().join("cfn");
+    let mut cfn: Vec<&str> = global.to_vec();
+    cfn.extend([
+        "deploy",
+        "--event-bus-arn",
+        &security.event_bus_arn,
+        "--cloudformation",
+        templates.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        command(&cfn, &operator).output().unwrap().status.code(),
+        Some(0)
+    );
+    let member: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(templates.join("member-forwarding.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        member["Resources"]["ForwardTamperEvents"]["Properties"]["EventPattern"]["detail"]["eventName"],
+        doc["event_pattern"]["detail"]["eventName"]
+    );
+    assert!(templates.join("security-queue.json").is_file());
 
     // The service runs in the security account.
     let security_config = ClientFactory::new(&operator_options(&lab.description.moto_endpoint))
