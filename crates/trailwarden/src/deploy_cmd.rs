@@ -87,7 +87,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &DeployArgs) -> 
                     let same = existing.as_ref().is_some_and(|(p, enabled, targets)| {
                         serde_json::from_str::<serde_json::Value>(p).ok().as_ref() == Some(&pattern)
                             && *enabled
-                            && targets.iter().any(|t| *t == bus)
+                            && targets.contains(&bus)
                     });
                     Ok(Some(match existing {
                         None => Change::Created,
