@@ -25,7 +25,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a write waits for another process's lock before it fails. Writes are single
 /// short inserts, so a wait this long means something is stuck, not busy.
@@ -61,6 +61,23 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         time     TEXT NOT NULL,
         outcome  TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // What `watch` detected, for incidents: one row per finding raised by an event.
+    "CREATE TABLE detections (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_time TEXT NOT NULL,
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        rule_id    TEXT NOT NULL,
+        severity   TEXT NOT NULL,
+        event_id   TEXT,
+        event_name TEXT,
+        actor      TEXT,
+        access_key TEXT,
+        source_ip  TEXT,
+        outcome    TEXT NOT NULL,
+        title      TEXT NOT NULL
+    );
+    CREATE INDEX detections_time ON detections (event_time);",
 ];
 
 /// Parameter keys containing one of these (compared lowercased, with everything but letters
@@ -70,6 +87,25 @@ const SECRET_KEY_WORDS: [&str; 4] = ["secretaccesskey", "sessiontoken", "passwor
 
 const COLUMNS: &str =
     "id, run_id, time, account, region, resource, call, parameters, outcome, error, finding";
+
+/// A finding raised by an event, as `watch` stored it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detection {
+    pub event_time: String,
+    pub account: String,
+    pub region: String,
+    pub rule_id: String,
+    pub severity: String,
+    pub event_id: Option<String>,
+    pub event_name: Option<String>,
+    /// Principal ARN.
+    pub actor: Option<String>,
+    pub access_key: Option<String>,
+    pub source_ip: Option<String>,
+    /// What `watch` did: restored, failed attempt, trailwarden's own call, detect only, ...
+    pub outcome: String,
+    pub title: String,
+}
 
 /// What happened to one action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -395,6 +431,70 @@ impl Journal {
                 path: self.path.clone(),
                 source,
             })
+    }
+
+    /// Records a detection (a finding raised by an event) and what was done about it.
+    pub fn record_detection(&self, d: &Detection) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO detections (event_time, account, region, rule_id, severity, event_id,
+                 event_name, actor, access_key, source_ip, outcome, title)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                rusqlite::params![
+                    d.event_time,
+                    d.account,
+                    d.region,
+                    d.rule_id,
+                    d.severity,
+                    d.event_id,
+                    d.event_name,
+                    d.actor,
+                    d.access_key,
+                    d.source_ip,
+                    d.outcome,
+                    d.title
+                ],
+            )
+            .map(|_| ())
+            .map_err(|source| JournalError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Every detection at or after `since` (RFC 3339; `None`: all), oldest first.
+    pub fn detections(&self, since: Option<&str>) -> Result<Vec<Detection>, JournalError> {
+        let sql = |source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT event_time, account, region, rule_id, severity, event_id, event_name,
+                 actor, access_key, source_ip, outcome, title FROM detections
+                 WHERE event_time >= ?1 ORDER BY event_time, id",
+            )
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map([since.unwrap_or("")], |r| {
+                Ok(Detection {
+                    event_time: r.get(0)?,
+                    account: r.get(1)?,
+                    region: r.get(2)?,
+                    rule_id: r.get(3)?,
+                    severity: r.get(4)?,
+                    event_id: r.get(5)?,
+                    event_name: r.get(6)?,
+                    actor: r.get(7)?,
+                    access_key: r.get(8)?,
+                    source_ip: r.get(9)?,
+                    outcome: r.get(10)?,
+                    title: r.get(11)?,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
     }
 
     pub fn list(&self, filter: &Filter) -> Result<Vec<Entry>, JournalError> {

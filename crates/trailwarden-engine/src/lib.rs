@@ -7,7 +7,8 @@
 //! called with which parameters, never the keys it was called with. It must not render
 //! output either; the binaries do that from [`journal::Entry`] and [`scan::SourceResult`].
 
+pub mod incidents;
 pub mod journal;
 pub mod scan;
 
-pub use journal::{Entry, Filter, Journal, JournalError, NewEntry, Outcome};
+pub use journal::{Detection, Entry, Filter, Journal, JournalError, NewEntry, Outcome};

@@ -196,6 +196,24 @@ pub enum Command {
     /// --cloudformation DIR, writes StackSet-ready templates instead (member rule; the
     /// security account's bus policy, rule, queue and dead-letter queue).
     Deploy(DeployArgs),
+
+    /// What `watch` detected, grouped into incidents: the detections of one actor (principal,
+    /// else access key, else source IP) no more than --gap apart, each with its timeline, the
+    /// accounts, regions, keys and addresses involved, and what was restored.
+    Incidents(IncidentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// The state store `watch` writes (see `watch --state`).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<std::path::PathBuf>,
+    /// Only detections at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// A pause longer than this between an actor's detections starts a new incident.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub gap: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod deploy_cmd;
+mod incidents_cmd;
 mod output;
 mod posture_cmd;
 mod progress;
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Scan(args) => scan_cmd::run(&factory, g, &args).await,
         Command::Watch(args) => watch_cmd::run(&factory, g, &args).await,
         Command::Deploy(args) => deploy_cmd::run(&factory, g, &args).await,
+        Command::Incidents(args) => incidents_cmd::run(g, &args),
         Command::Rules(RulesCommand::List(args)) => rules_cmd::list(&args, g.format),
         Command::Rules(RulesCommand::Test(args)) => rules_cmd::test(&args),
         Command::Rules(RulesCommand::Lint(args)) => rules_cmd::lint(&args),

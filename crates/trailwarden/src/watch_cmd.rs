@@ -272,7 +272,8 @@ impl Watcher<'_> {
                 return Err(e.clone());
             }
             for finding in result.findings {
-                self.act_on(&finding).await?;
+                let outcome = self.act_on(&finding).await?;
+                self.remember(&finding, outcome)?;
             }
         }
         Ok(())
@@ -314,6 +315,7 @@ impl Watcher<'_> {
         let mut outcome = "no finding";
         for finding in &findings {
             outcome = self.act_on(finding).await?;
+            self.remember(finding, outcome)?;
         }
         if !event_id.is_empty() {
             self.journal
@@ -380,6 +382,30 @@ impl Watcher<'_> {
         } else {
             "not restored"
         })
+    }
+
+    /// Keeps the detection for `trailwarden incidents`.
+    fn remember(&self, finding: &Finding, outcome: &str) -> Result<(), String> {
+        let event = finding.event.as_ref();
+        let detection = trailwarden_engine::Detection {
+            event_time: event
+                .and_then(|e| e.event_time.clone())
+                .unwrap_or_else(|| rfc3339(crate::posture_cmd::now())),
+            account: finding.account.to_string(),
+            region: finding.region.clone(),
+            rule_id: finding.rule_id.clone(),
+            severity: finding.severity.to_string(),
+            event_id: event.and_then(|e| e.event_id.clone()),
+            event_name: event.and_then(|e| e.event_name.clone()),
+            actor: event.and_then(|e| e.actor.principal_arn.clone()),
+            access_key: event.and_then(|e| e.actor.access_key_id.clone()),
+            source_ip: event.and_then(|e| e.actor.source_ip.clone()),
+            outcome: outcome.to_owned(),
+            title: finding.title.clone(),
+        };
+        self.journal
+            .record_detection(&detection)
+            .map_err(|e| e.to_string())
     }
 
     fn count(&self, report: &Report) -> (u64, u64) {

@@ -357,6 +357,43 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
     }
     assert!(log_text().contains("message not handled"), "{}", log_text());
 
+    // Incidents: the attacker's detections with what was done.
+    let out = command(
+        &[
+            "incidents",
+            "--state",
+            state.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &operator,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let incidents: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let victim_incident = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["actor"] == format!("arn:aws:sts::{victim}:assumed-role/compromised-admin/mallory")
+        })
+        .unwrap_or_else(|| panic!("{incidents:#}"));
+    let timeline = victim_incident["timeline"].as_array().unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|d| d["event_name"] == "StopLogging" && d["outcome"] == "restored"),
+        "{victim_incident:#}"
+    );
+    assert!(victim_incident["restored"].as_u64().unwrap() >= 1);
+
     // SIGTERM: stops cleanly.
     let pid = service.0.id();
     let _ = Command::new("kill")
