@@ -63,7 +63,8 @@ fn corpus() -> PathBuf {
     let dir = std::env::var_os("TRAILWARDEN_CORPUS").unwrap_or_else(|| {
         panic!("TRAILWARDEN_CORPUS is not set: point it at the shared corpus (../shared/corpus)")
     });
-    let dir = PathBuf::from(dir);
+    // A relative path is taken from the repository root (CI: ../shared/corpus).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
     assert!(
         dir.join("MANIFEST.md").is_file(),
         "{} holds no corpus",

@@ -763,9 +763,15 @@ mod tests {
             rest_operation("guardduty", "GET", "/detector/abc", None),
             "GetDetector"
         );
+        assert_eq!(rest_operation("s3", "PUT", "/logs/key", None), "PutObject");
+        assert_eq!(rest_operation("s3", "GET", "/logs/a/b", None), "GetObject");
         assert_eq!(
-            rest_operation("s3", "PUT", "/logs/key", None),
-            "PUT /logs/key"
+            rest_operation("s3", "GET", "/logs", Some("list-type=2&prefix=AWSLogs")),
+            "ListObjectsV2"
+        );
+        assert_eq!(
+            rest_operation("s3", "POST", "/logs/key", Some("uploads")),
+            "POST /logs/key"
         );
     }
 

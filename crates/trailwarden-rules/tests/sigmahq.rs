@@ -9,7 +9,10 @@ fn corpus() -> PathBuf {
     let dir = std::env::var_os("TRAILWARDEN_CORPUS").unwrap_or_else(|| {
         panic!("TRAILWARDEN_CORPUS is not set: point it at the shared corpus (../shared/corpus)")
     });
-    PathBuf::from(dir)
+    // A relative path is taken from the repository root (CI: ../shared/corpus).
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
+    assert!(dir.join("MANIFEST.md").is_file(), "{} holds no corpus", dir.display());
+    dir
 }
 
 fn records(relative: &str) -> Vec<Value> {
