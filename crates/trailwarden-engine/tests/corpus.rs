@@ -64,7 +64,9 @@ fn corpus() -> PathBuf {
         panic!("TRAILWARDEN_CORPUS is not set: point it at the shared corpus (../shared/corpus)")
     });
     // A relative path is taken from the repository root (CI: ../shared/corpus).
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(dir);
     assert!(
         dir.join("MANIFEST.md").is_file(),
         "{} holds no corpus",
