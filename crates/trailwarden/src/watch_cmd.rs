@@ -336,7 +336,7 @@ impl Watcher<'_> {
             region = %finding.region, event = event.and_then(|e| e.event_name.as_deref()).unwrap_or("-"),
             actor, source_ip = event.and_then(|e| e.actor.source_ip.as_deref()).unwrap_or("-"), "finding");
         if is_own_call(actor) {
-            return Ok("trailwarden's own call");
+            return Ok(OWN_CALL);
         }
         if !finding.remediable {
             return Ok(if event.is_some_and(|e| e.error_code.is_some()) {
@@ -384,8 +384,12 @@ impl Watcher<'_> {
         })
     }
 
-    /// Keeps the detection for `trailwarden incidents`.
+    /// Keeps the detection for `trailwarden incidents` (trailwarden's own calls are logged,
+    /// not kept: they are not an incident).
     fn remember(&self, finding: &Finding, outcome: &str) -> Result<(), String> {
+        if outcome == OWN_CALL {
+            return Ok(());
+        }
         let event = finding.event.as_ref();
         let detection = trailwarden_engine::Detection {
             event_time: event
@@ -468,6 +472,8 @@ impl Watcher<'_> {
             .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
+
+const OWN_CALL: &str = "trailwarden's own call";
 
 /// trailwarden's own role sessions are `trailwarden-<time>`: never treated as an attack.
 fn is_own_call(actor_arn: &str) -> bool {

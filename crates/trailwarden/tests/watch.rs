@@ -393,6 +393,14 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         "{victim_incident:#}"
     );
     assert!(victim_incident["restored"].as_u64().unwrap() >= 1);
+    // deploy's own PutRule/PutTargets were forwarded too: trailwarden's calls are no incident.
+    assert!(
+        incidents.as_array().unwrap().iter().all(|i| !i["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/trailwarden-")),
+        "{incidents:#}"
+    );
 
     // SIGTERM: stops cleanly.
     let pid = service.0.id();
