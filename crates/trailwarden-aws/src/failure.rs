@@ -53,6 +53,30 @@ const BAD_CREDENTIALS: &[&str] = &[
     "MissingAuthenticationToken",
 ];
 
+/// One line for a failed call made outside any account fan-out (a bucket, a queue):
+/// `service:Operation failed (kind, Code): message`.
+pub fn describe_call_failure<E>(
+    err: &SdkError<E, HttpResponse>,
+    region: &str,
+    operation: &str,
+) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let gap = gap_from_sdk(
+        err,
+        &AccountId::as_recorded("-"),
+        Some(region),
+        operation,
+        GapScope::Region,
+    );
+    let code = gap.code.map(|c| format!(", {c}")).unwrap_or_default();
+    format!(
+        "{} failed ({}{code}): {}",
+        gap.operation, gap.kind, gap.message
+    )
+}
+
 /// Classifies an SDK error into a [`Gap`] for `account` (and `region`, if the call was
 /// regional), naming the failed `operation` as `service:Operation`.
 pub fn gap_from_sdk<E>(

@@ -2,12 +2,11 @@
 //! (pruned by the AWSLogs key layout before anything is downloaded), and fetch them.
 
 use crate::client::AccountConfig;
-use crate::failure::{GapScope, gap_from_sdk};
+use crate::failure::describe_call_failure;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use trailwarden_model::log_key::KeyFilter;
-use trailwarden_model::target::AccountId;
 
 /// `s3://bucket/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,17 +48,9 @@ fn describe<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let gap = gap_from_sdk(
-        err,
-        &AccountId::as_recorded("-"),
-        Some(region),
-        operation,
-        GapScope::Region,
-    );
-    let code = gap.code.map(|c| format!(", {c}")).unwrap_or_default();
     format!(
-        "bucket {bucket} (region {region}): {} failed ({}{code}): {}",
-        gap.operation, gap.kind, gap.message
+        "bucket {bucket} (region {region}): {}",
+        describe_call_failure(err, region, operation)
     )
 }
 

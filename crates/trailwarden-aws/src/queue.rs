@@ -1,9 +1,8 @@
 //! The central SQS queue `watch` consumes: long-poll receive, delete after handling.
 
 use crate::client::AccountConfig;
-use crate::failure::{GapScope, gap_from_sdk};
+use crate::failure::describe_call_failure;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use trailwarden_model::target::AccountId;
 
 /// One received message.
 #[derive(Debug, Clone)]
@@ -28,31 +27,6 @@ pub fn queue_region(url: &str, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned())
 }
 
-fn describe<E>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-    region: &str,
-    operation: &str,
-) -> String
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let gap = gap_from_sdk(
-        err,
-        &AccountId::as_recorded("-"),
-        Some(region),
-        operation,
-        GapScope::Region,
-    );
-    let code = gap.code.map(|c| format!(", {c}")).unwrap_or_default();
-    format!(
-        "{} failed ({}{code}): {}",
-        gap.operation, gap.kind, gap.message
-    )
-}
-
 /// Receives up to 10 messages, waiting up to `wait_seconds` (long polling).
 pub async fn receive(
     account: &AccountConfig,
@@ -69,7 +43,7 @@ pub async fn receive(
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await
-        .map_err(|e| describe(&e, region, "sqs:ReceiveMessage"))?;
+        .map_err(|e| describe_call_failure(&e, region, "sqs:ReceiveMessage"))?;
     Ok(out
         .messages()
         .iter()
@@ -101,7 +75,7 @@ pub async fn delete(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| describe(&e, region, "sqs:DeleteMessage"))
+        .map_err(|e| describe_call_failure(&e, region, "sqs:DeleteMessage"))
 }
 
 #[cfg(test)]

@@ -24,16 +24,17 @@
 //! digests for its home region and for each region it has delivered log files for, not for
 //! every region of the partition (that would be thirty-odd signed uploads a period per trail).
 
-use crate::{HOME_REGION, REGIONAL_TRAIL_REGION, operator_options};
+use crate::recorder::AccountClients;
+use crate::{HOME_REGION, REGIONAL_TRAIL_REGION};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use trailwarden_aws::AccountConfig;
 use trailwarden_aws::sdk::cloudtrail::types::Trail;
-use trailwarden_aws::{AccountConfig, ClientFactory};
 use trailwarden_model::finding::rfc3339;
 
 /// `digestSignatureAlgorithm`, and the `signature-algorithm` metadata.
@@ -271,8 +272,7 @@ struct Stream {
 
 /// Writes the digests of every trail of the lab's accounts every `period`, until the runtime
 /// stops.
-pub(crate) async fn run(digests: Arc<Digests>, moto_endpoint: String, period: Duration) {
-    let clients = Clients::new(moto_endpoint);
+pub(crate) async fn run(digests: Arc<Digests>, clients: Arc<AccountClients>, period: Duration) {
     let mut accounts = members(&clients).await;
     let mut streams: BTreeMap<StreamId, Stream> = BTreeMap::new();
     let mut tick = tokio::time::interval(period);
@@ -297,7 +297,7 @@ pub(crate) async fn run(digests: Arc<Digests>, moto_endpoint: String, period: Du
 
 /// The lab's member accounts with trails (`account_id(1)`, `account_id(2)`, ... up to the
 /// first without one); accounts whose trails deliver log files later join by themselves.
-async fn members(clients: &Clients) -> BTreeSet<String> {
+async fn members(clients: &AccountClients) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for n in 1..=1000 {
         let id = crate::account_id(n);
@@ -611,36 +611,6 @@ fn digest_key(
     match prefix.filter(|p| !p.is_empty()) {
         Some(p) => format!("{}/{base}", p.trim_end_matches('/')),
         None => base,
-    }
-}
-
-/// Clients acting in each account on CloudTrail's behalf, straight to moto.
-struct Clients {
-    endpoint: String,
-    cache: tokio::sync::Mutex<HashMap<String, AccountConfig>>,
-}
-
-impl Clients {
-    fn new(endpoint: String) -> Self {
-        Self {
-            endpoint,
-            cache: tokio::sync::Mutex::default(),
-        }
-    }
-
-    async fn get(&self, account: &str) -> AccountConfig {
-        let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.get(account) {
-            return c.clone();
-        }
-        let c = ClientFactory::new(&operator_options(&self.endpoint))
-            .await
-            .assume_role(&format!(
-                "arn:aws:iam::{account}:role/aws-service-role/cloudtrail.amazonaws.com/AWSServiceRoleForCloudTrail"
-            ))
-            .await;
-        cache.insert(account.to_owned(), c.clone());
-        c
     }
 }
 

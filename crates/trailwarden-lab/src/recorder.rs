@@ -46,27 +46,27 @@ pub fn start(proxy: &FaultProxy, moto_endpoint: &str, interval: Duration) {
     let digests = crate::digest::Digests::new();
     tokio::spawn(crate::digest::run(
         digests.clone(),
-        moto_endpoint.to_owned(),
+        clients.clone(),
         crate::digest::period(interval),
     ));
     tokio::spawn(deliver(clients, buffers, interval, digests));
 }
 
 /// Clients acting in each account on CloudTrail's behalf, straight to moto.
-struct AccountClients {
+pub(crate) struct AccountClients {
     endpoint: String,
     cache: tokio::sync::Mutex<HashMap<String, AccountConfig>>,
 }
 
 impl AccountClients {
-    fn new(endpoint: String) -> Self {
+    pub(crate) fn new(endpoint: String) -> Self {
         Self {
             endpoint,
             cache: tokio::sync::Mutex::default(),
         }
     }
 
-    async fn get(&self, account: &str) -> AccountConfig {
+    pub(crate) async fn get(&self, account: &str) -> AccountConfig {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.get(account) {
             return c.clone();
