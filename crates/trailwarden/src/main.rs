@@ -1,33 +1,14 @@
 //! The `trailwarden` command line. Thin: parses arguments, runs a command from the library
 //! crates, renders its result, and maps it to an exit code. No AWS logic lives here.
 
-mod args;
-mod deploy_cmd;
-mod incidents_cmd;
-mod output;
-mod posture_cmd;
-mod progress;
-mod remediate_cmd;
-mod rules_cmd;
-mod scan_cmd;
-mod targets;
-mod trails_cmd;
-mod watch_cmd;
-
-use args::{BaselineCommand, Cli, Command, RulesCommand};
 use clap::Parser;
 use std::process::ExitCode;
+use trailwarden::args::{BaselineCommand, Cli, Command, RulesCommand};
+use trailwarden::{
+    deploy_cmd, exit, incidents_cmd, posture_cmd, remediate_cmd, rules_cmd, scan_cmd, trails_cmd,
+    watch_cmd,
+};
 use trailwarden_aws::{AwsOptions, ClientFactory};
-
-/// Exit codes shared by every command (DESIGN.md).
-pub mod exit {
-    /// Done, nothing to report.
-    pub const OK: u8 = 0;
-    /// Done, with findings (or, for inventories, with targets that could not be read).
-    pub const FINDINGS: u8 = 1;
-    /// Could not run.
-    pub const ERROR: u8 = 2;
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

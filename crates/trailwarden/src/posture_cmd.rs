@@ -18,7 +18,7 @@ use trailwarden_model::finding::{Finding, rfc3339};
 use trailwarden_model::target::{AccountId, Gap, GapKind};
 use trailwarden_posture::{AccountSnapshot, Baseline, Settings, audit_account, coverage_matrix};
 
-pub(crate) fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -26,13 +26,13 @@ pub(crate) fn now() -> u64 {
 }
 
 /// Resolves the selection and reads every account's snapshot, with a progress bar.
-pub(crate) async fn read_state(
+pub async fn read_state(
     factory: &ClientFactory,
     selection: &Selection,
-    g: &GlobalArgs,
+    quiet: bool,
     baseline: Option<&Baseline>,
 ) -> Result<(Vec<Account>, Snapshots)> {
-    let progress = Progress::new(g.quiet, "resolving accounts and regions", 0);
+    let progress = Progress::new(quiet, "resolving accounts and regions", 0);
     let resolution = targets::resolve(factory, selection, &progress).await?;
     let cells: usize = resolution.accounts.iter().map(|a| a.regions.len()).sum();
     progress.set_message(&format!(
@@ -71,7 +71,7 @@ pub(crate) async fn read_state(
 
 pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs) -> Result<u8> {
     let selection = targets::selection(g, None);
-    let (_, snapshots) = read_state(factory, &selection, g, None).await?;
+    let (_, snapshots) = read_state(factory, &selection, g.quiet, None).await?;
     if !snapshots.gaps.is_empty() {
         eprint!("{}", gap_lines(&snapshots.gaps));
         if !args.allow_gaps {
@@ -181,7 +181,7 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         .map(|a| a.account.clone())
         .collect();
     let selection = targets::selection(g, Some(baseline_ids));
-    let (_, snapshots) = read_state(factory, &selection, g, Some(&baseline)).await?;
+    let (_, snapshots) = read_state(factory, &selection, g.quiet, Some(&baseline)).await?;
     let mut gaps = snapshots.gaps;
     let mut findings = Vec::new();
     let mut accounts = Vec::new();

@@ -73,7 +73,7 @@ pub async fn remediate(
     };
     let report = restore(
         factory,
-        g,
+        g.quiet,
         &baseline,
         &selection,
         journal.as_ref(),
@@ -94,14 +94,14 @@ pub async fn remediate(
 /// journals every action and verification. Used by `remediate` and by `watch`.
 pub async fn restore(
     factory: &ClientFactory,
-    g: &GlobalArgs,
+    quiet: bool,
     baseline: &Baseline,
     selection: &trailwarden_aws::fanout::Selection,
     journal: Option<&Journal>,
     verify_attempts: u32,
 ) -> Result<Report> {
     let settings = baseline.settings.clone();
-    let (accounts, snapshots) = read_state(factory, selection, g, Some(baseline)).await?;
+    let (accounts, snapshots) = read_state(factory, selection, quiet, Some(baseline)).await?;
     let mut gaps = snapshots.gaps;
     let mut plans: BTreeMap<AccountId, (Vec<Finding>, Plan)> = BTreeMap::new();
     for observed in &snapshots.accounts {
@@ -174,7 +174,7 @@ pub async fn restore(
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_secs(1 << attempt.min(4))).await;
             }
-            let (_, again) = read_state(factory, &verify_selection, g, Some(baseline)).await?;
+            let (_, again) = read_state(factory, &verify_selection, quiet, Some(baseline)).await?;
             remaining.clear();
             for observed in &again.accounts {
                 if let Some(want) = baseline.account(&observed.account) {
