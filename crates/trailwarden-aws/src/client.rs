@@ -223,6 +223,10 @@ impl AccountConfig {
         aws_sdk_sqs::Client::new(&self.in_region(region))
     }
 
+    pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.in_region(region))
+    }
+
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.in_region(region))
             .force_path_style(self.path_style_s3)

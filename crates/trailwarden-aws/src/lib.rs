@@ -18,6 +18,7 @@ pub mod log_objects;
 pub mod queue;
 pub mod restore;
 pub mod snapshot;
+pub mod topics;
 pub mod trails;
 
 pub use aws_credential_types::Credentials;

@@ -25,7 +25,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a write waits for another process's lock before it fails. Writes are single
 /// short inserts, so a wait this long means something is stuck, not busy.
@@ -78,6 +78,19 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         title      TEXT NOT NULL
     );
     CREATE INDEX detections_time ON detections (event_time);",
+    // The notification outbox: a detection's notification is written with the detection and
+    // delivered (with retries) from here, so a crash or a sink outage loses none.
+    "CREATE TABLE notifications (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink         TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        created      TEXT NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL DEFAULT 0,
+        state        TEXT NOT NULL DEFAULT 'pending',
+        last_error   TEXT
+    );
+    CREATE INDEX notifications_due ON notifications (state, next_attempt);",
 ];
 
 /// Parameter keys containing one of these (compared lowercased, with everything but letters
@@ -87,6 +100,17 @@ const SECRET_KEY_WORDS: [&str; 4] = ["secretaccesskey", "sessiontoken", "passwor
 
 const COLUMNS: &str =
     "id, run_id, time, account, region, resource, call, parameters, outcome, error, finding";
+
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingNotification {
+    pub id: i64,
+    /// Where it goes: `sns:<topic arn>` or `webhook:<url>`.
+    pub sink: String,
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
 
 /// A finding raised by an event, as `watch` stored it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,6 +484,90 @@ impl Journal {
                 path: self.path.clone(),
                 source,
             })
+    }
+
+    /// Queues a notification of `payload` to `sink` (delivered by [`Journal::due_notifications`]
+    /// readers; `pending` until sent or given up).
+    pub fn queue_notification(
+        &self,
+        sink: &str,
+        payload: &str,
+        created: &str,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO notifications (sink, payload, created) VALUES (?1, ?2, ?3)",
+                [sink, payload, created],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Pending notifications whose next attempt is due at `now` (Unix seconds), oldest first.
+    pub fn due_notifications(
+        &self,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<PendingNotification>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, sink, payload, attempts FROM notifications
+                 WHERE state = 'pending' AND next_attempt <= ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params![now as i64, limit as i64], |r| {
+                Ok(PendingNotification {
+                    id: r.get(0)?,
+                    sink: r.get(1)?,
+                    payload: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Records one delivery attempt: sent (`error` None), retried at `retry_at`, or given up
+    /// (`retry_at` None).
+    pub fn notification_attempted(
+        &self,
+        id: i64,
+        error: Option<&str>,
+        retry_at: Option<u64>,
+    ) -> Result<(), JournalError> {
+        let state = match (error, retry_at) {
+            (None, _) => "sent",
+            (Some(_), Some(_)) => "pending",
+            (Some(_), None) => "failed",
+        };
+        self.conn
+            .execute(
+                "UPDATE notifications SET attempts = attempts + 1, state = ?2, last_error = ?3,
+                 next_attempt = ?4 WHERE id = ?1",
+                rusqlite::params![id, state, error, retry_at.unwrap_or(0) as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Notifications by state: (pending, sent, failed).
+    pub fn notification_counts(&self) -> Result<(u64, u64, u64), JournalError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'sent'), 0),
+                 COALESCE(SUM(state = 'failed'), 0) FROM notifications",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                },
+            )
+            .map_err(|e| self.sql(e))
     }
 
     /// Every detection at or after `since` (RFC 3339; `None`: all), oldest first.

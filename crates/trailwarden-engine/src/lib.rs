@@ -11,4 +11,6 @@ pub mod incidents;
 pub mod journal;
 pub mod scan;
 
-pub use journal::{Detection, Entry, Filter, Journal, JournalError, NewEntry, Outcome};
+pub use journal::{
+    Detection, Entry, Filter, Journal, JournalError, NewEntry, Outcome, PendingNotification,
+};

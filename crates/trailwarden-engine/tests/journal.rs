@@ -547,3 +547,54 @@ fn handled_events_are_remembered_across_opens() {
     assert!(journal.event_handled("e-1").unwrap());
     assert!(!journal.event_handled("e-2").unwrap());
 }
+
+#[test]
+fn the_notification_outbox_retries_then_sends_or_gives_up_and_survives_reopening() {
+    let (_dir, path) = temp_db();
+    {
+        let journal = Journal::open(&path).unwrap();
+        journal
+            .queue_notification(
+                "webhook:http://127.0.0.1:1/x",
+                "{\"n\":1}",
+                "2026-11-28T10:00:00Z",
+            )
+            .unwrap();
+        journal
+            .queue_notification(
+                "sns:arn:aws:sns:us-east-1:1:t",
+                "{\"n\":2}",
+                "2026-11-28T10:00:00Z",
+            )
+            .unwrap();
+    }
+    // Reopened (a restart): both still pending, oldest first.
+    let journal = Journal::open(&path).unwrap();
+    let due = journal.due_notifications(1_000, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[0].payload, "{\"n\":1}");
+    assert_eq!(due[0].attempts, 0);
+    // The first fails and is retried at 1002: not due before.
+    journal
+        .notification_attempted(due[0].id, Some("HTTP 503"), Some(1_002))
+        .unwrap();
+    journal
+        .notification_attempted(due[1].id, None, None)
+        .unwrap();
+    assert!(journal.due_notifications(1_001, 10).unwrap().is_empty());
+    let again = journal.due_notifications(1_002, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(journal.notification_counts().unwrap(), (1, 1, 0));
+    // Given up: kept, but never due again.
+    journal
+        .notification_attempted(again[0].id, Some("HTTP 503"), None)
+        .unwrap();
+    assert!(
+        journal
+            .due_notifications(u64::MAX / 2, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(journal.notification_counts().unwrap(), (0, 1, 1));
+}

@@ -96,6 +96,23 @@ pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG also works.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Log lines on stderr as text, or as one JSON object per line (for a log pipeline: every
+    /// field, e.g. account, region, rule, actor, is a key).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TRAILWARDEN_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -252,9 +269,26 @@ pub struct WatchArgs {
     /// The local state store: journal of actions and handled events (see `remediate --state`).
     #[arg(long, value_name = "PATH")]
     pub state: Option<std::path::PathBuf>,
-    /// Address for /healthz and /metrics, or "off".
+    /// Address for /healthz, /metrics and the incidents API, or "off". Loopback by default;
+    /// anything else exposes them to the network.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9137")]
     pub listen: String,
+    /// File holding the bearer token the incidents API (/api/incidents) requires; without it
+    /// the API is not served. The token is never logged.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<std::path::PathBuf>,
+    /// Publish every detection (finding, actor, source IP, what was done) to this SNS topic;
+    /// the topic's region is taken from the ARN.
+    #[arg(long, value_name = "ARN")]
+    pub notify_sns: Option<String>,
+    /// POST every detection as JSON to this URL (http:// or https://); repeatable.
+    #[arg(long, value_name = "URL")]
+    pub notify_webhook: Vec<String>,
+    /// Attempts per notification before it is given up (logged and counted in /metrics);
+    /// retries back off exponentially from 1 s.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub notify_attempts: u32,
     #[command(flatten)]
     pub source: RulesSource,
 }

@@ -2,6 +2,7 @@
 //! sweep. Shared by `trailwarden watch` (the queue service) and `trailwarden-lambda` (one
 //! invocation per EventBridge event). Reads no queue and serves nothing itself.
 
+use crate::notify::Sinks;
 use crate::remediate_cmd::{Report, restore};
 use serde::Serialize;
 use serde_json::Value;
@@ -62,6 +63,8 @@ pub struct Metrics {
     pub sweep_millis: AtomicU64,
     /// Milliseconds from the last event's eventTime to its handling.
     pub lag_millis: AtomicU64,
+    pub notifications: AtomicU64,
+    pub notification_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -129,6 +132,18 @@ impl Metrics {
                 "From the last event's time to its handling.",
                 g(&self.lag_millis) as f64 / 1000.0,
             ),
+            (
+                "trailwarden_notifications_total",
+                "counter",
+                "Notifications delivered (SNS, webhooks).",
+                g(&self.notifications) as f64,
+            ),
+            (
+                "trailwarden_notification_failures_total",
+                "counter",
+                "Notifications given up after their last attempt (kept in the outbox).",
+                g(&self.notification_failures) as f64,
+            ),
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
@@ -147,6 +162,10 @@ pub struct Guard<'a> {
     pub journal: &'a Journal,
     pub metrics: &'a Metrics,
     pub settings: GuardSettings,
+    /// Where detections are notified (through the journal's outbox).
+    pub sinks: &'a Sinks,
+    /// Woken when a notification is queued, so the delivery loop sends it at once.
+    pub notify_wake: Option<&'a tokio::sync::Notify>,
 }
 
 impl Guard<'_> {
@@ -237,7 +256,7 @@ impl Guard<'_> {
             for finding in result.findings {
                 let outcome = self.act_on(&finding, received).await?;
                 self.remember(&finding, outcome)?;
-                handled.push(self.handled(&finding, outcome));
+                handled.push(self.notify(&finding, outcome)?);
             }
         }
         Ok(handled)
@@ -285,7 +304,7 @@ impl Guard<'_> {
         for finding in &findings {
             outcome = self.act_on(finding, received).await?;
             self.remember(finding, outcome)?;
-            handled.push(self.handled(finding, outcome));
+            handled.push(self.notify(finding, outcome)?);
         }
         if !event_id.is_empty() {
             self.journal
@@ -295,7 +314,20 @@ impl Guard<'_> {
         Ok(handled)
     }
 
-    fn handled(&self, finding: &Finding, outcome: &str) -> Handled {
+    /// Queues the notifications of a detection (not of trailwarden's own calls).
+    fn notify(&self, finding: &Finding, outcome: &str) -> Result<Handled, String> {
+        let handled = Self::handled(finding, outcome);
+        if outcome != OWN_CALL && !self.sinks.is_empty() {
+            self.sinks
+                .queue(self.journal, &handled, &rfc3339(crate::posture_cmd::now()))?;
+            if let Some(wake) = self.notify_wake {
+                wake.notify_one();
+            }
+        }
+        Ok(handled)
+    }
+
+    fn handled(finding: &Finding, outcome: &str) -> Handled {
         let event = finding.event.as_ref();
         Handled {
             rule_id: finding.rule_id.clone(),

@@ -6,6 +6,7 @@ pub mod args;
 pub mod deploy_cmd;
 pub mod guard;
 pub mod incidents_cmd;
+pub mod notify;
 pub mod output;
 pub mod posture_cmd;
 pub mod progress;

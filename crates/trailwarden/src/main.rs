@@ -12,7 +12,7 @@ use trailwarden_aws::{AwsOptions, ClientFactory};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,7 +63,7 @@ async fn run(cli: Cli) -> u8 {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: trailwarden::args::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         // The SDK warns about every region source it tried (IMDS...) before the fallback.
@@ -75,9 +75,17 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Logs go to stderr so stdout stays machine-readable. The SDK never logs secrets at
     // these levels; credentials are not logged by trailwarden at any level.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        trailwarden::args::LogFormat::Text => builder.try_init(),
+        // Fields flattened to top-level keys, so a pipeline can filter on `account`, `rule`...
+        trailwarden::args::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }

@@ -6,6 +6,7 @@
 use crate::args::{GlobalArgs, WatchArgs};
 use crate::exit;
 use crate::guard::{Guard, GuardSettings, Metrics};
+use crate::notify::{Sinks, deliver_loop, redacted};
 use crate::rules_cmd;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
@@ -29,8 +30,57 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
     let journal = Journal::open(&path)
         .with_context(|| format!("opening the state store {}", path.display()))?;
     let metrics = Arc::new(Metrics::default());
+    let token = match &args.api_token_file {
+        Some(file) => Some(read_token(file)?),
+        None => None,
+    };
     if args.listen != "off" {
-        serve_http(&args.listen, metrics.clone()).await?;
+        serve_http(
+            &args.listen,
+            Api {
+                metrics: metrics.clone(),
+                token,
+                journal_path: path.clone(),
+            },
+        )
+        .await?;
+    }
+    let sinks = Sinks {
+        sns_topics: args.notify_sns.iter().cloned().collect(),
+        webhooks: args.notify_webhook.clone(),
+        attempts: args.notify_attempts,
+    };
+    for url in &sinks.webhooks {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!(
+                "--notify-webhook {}: not an http(s) URL",
+                redacted(&format!("webhook:{url}"))
+            );
+        }
+    }
+    for topic in &sinks.sns_topics {
+        if trailwarden_aws::topics::topic_region(topic).is_none() {
+            bail!("--notify-sns {topic}: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)");
+        }
+    }
+    // Delivery runs only with sinks; notifications queued by an earlier run wait in the
+    // outbox (and are reported here) until it runs again.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop_delivery, stop_rx) = tokio::sync::watch::channel(false);
+    let delivery = (!sinks.is_empty()).then(|| {
+        tokio::spawn(deliver_loop(
+            path.clone(),
+            sinks.clone(),
+            factory.clone(),
+            metrics.clone(),
+            wake.clone(),
+            stop_rx,
+        ))
+    });
+    if let Ok((pending, _, failed)) = journal.notification_counts()
+        && (pending > 0 || failed > 0)
+    {
+        info!(pending, failed, "notifications in the outbox");
     }
     let caller = factory.caller();
     let region = queue::queue_region(&args.queue_url, factory.home_region());
@@ -46,6 +96,8 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
             sweep: crate::targets::selection(g, None),
             verify_attempts: 3,
         },
+        sinks: &sinks,
+        notify_wake: Some(&wake),
     };
     info!(queue = %args.queue_url, remediate = args.remediate, rules = rules.len(), "watching");
 
@@ -64,6 +116,11 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
             received = queue::receive(&caller, &region, &args.queue_url, wait) => received,
             () = &mut shutdown => {
                 info!("stopping: signal received, no message in flight");
+                if let Some(delivery) = delivery {
+                    // One last pass over what is due; the rest waits in the outbox.
+                    let _ = stop_delivery.send(true);
+                    let _ = tokio::time::timeout(Duration::from_secs(15), delivery).await;
+                }
                 return Ok(exit::OK);
             }
         };
@@ -122,8 +179,83 @@ async fn shutdown_signal() {
     }
 }
 
-/// /healthz and /metrics; nothing that acts, so no token is needed (loopback by default).
-async fn serve_http(listen: &str, metrics: Arc<Metrics>) -> Result<()> {
+/// What the HTTP endpoint serves.
+struct Api {
+    metrics: Arc<Metrics>,
+    /// The bearer token /api/* requires; None: the API is not served.
+    token: Option<String>,
+    journal_path: std::path::PathBuf,
+}
+
+/// The API token: the file's first line, at least 16 characters; a file others can read is
+/// refused (the token lets whoever holds it read the incidents).
+fn read_token(file: &std::path::Path) -> Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file)
+            .with_context(|| format!("--api-token-file {}", file.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "--api-token-file {}: readable by group or others (mode {:o}); chmod 600 it",
+                file.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("--api-token-file {}", file.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_owned();
+    if token.len() < 16 {
+        bail!(
+            "--api-token-file {}: the token must be at least 16 characters",
+            file.display()
+        );
+    }
+    Ok(token)
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing of the token.
+fn same_token(given: &str, want: &str) -> bool {
+    given.len() == want.len()
+        && given
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// `/api/incidents?since=RFC3339&gap=SECONDS`: the incidents as `trailwarden incidents
+/// --format json` prints them.
+fn incidents_json(journal_path: &std::path::Path, query: &str) -> Result<String, String> {
+    let mut since = None;
+    let mut gap = 3600;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "since" => since = Some(v.replace("%3A", ":").replace("%3a", ":")),
+            "gap" => {
+                gap = v
+                    .parse()
+                    .map_err(|_| format!("gap={v}: not a number of seconds"))?
+            }
+            _ => return Err(format!("unknown parameter {k}")),
+        }
+    }
+    let journal = Journal::open(journal_path).map_err(|e| e.to_string())?;
+    let detections = journal
+        .detections(since.as_deref())
+        .map_err(|e| e.to_string())?;
+    let incidents = trailwarden_engine::incidents::group(&detections, gap);
+    serde_json::to_string_pretty(&serde_json::json!({ "incidents": incidents }))
+        .map_err(|e| e.to_string())
+}
+
+/// /healthz and /metrics (open: they reveal counts only), and /api/incidents (bearer token).
+/// Loopback by default.
+async fn serve_http(listen: &str, api: Api) -> Result<()> {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::server::conn::http1;
@@ -133,23 +265,83 @@ async fn serve_http(listen: &str, metrics: Arc<Metrics>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    info!(address = %listener.local_addr()?, "serving /healthz and /metrics");
+    info!(address = %listener.local_addr()?, api = api.token.is_some(), "serving /healthz, /metrics{}", if api.token.is_some() { " and /api/incidents" } else { "" });
+    let api = Arc::new(api);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let metrics = metrics.clone();
+            let api = api.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
+                    let api = api.clone();
                     async move {
-                        let (status, body) = match req.uri().path() {
-                            "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
-                            "/metrics" => (StatusCode::OK, metrics.render()),
-                            _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
+                        let path = req.uri().path().to_owned();
+                        let query = req.uri().query().unwrap_or("").to_owned();
+                        let (status, kind, body) = match path.as_str() {
+                            "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+                            "/metrics" => (
+                                StatusCode::OK,
+                                "text/plain; version=0.0.4",
+                                api.metrics.render(),
+                            ),
+                            "/api/incidents" => {
+                                let given = req
+                                    .headers()
+                                    .get(hyper::header::AUTHORIZATION)
+                                    .and_then(|v| v.to_str().ok())
+                                    .and_then(|v| v.strip_prefix("Bearer "))
+                                    .unwrap_or("");
+                                match &api.token {
+                                    None => (
+                                        StatusCode::NOT_FOUND,
+                                        "text/plain",
+                                        "the API is off: start watch with --api-token-file\n"
+                                            .to_owned(),
+                                    ),
+                                    Some(want) if !same_token(given, want) => {
+                                        warn!(path, "API request without a valid token refused");
+                                        (
+                                            StatusCode::UNAUTHORIZED,
+                                            "text/plain",
+                                            "a valid bearer token is required\n".to_owned(),
+                                        )
+                                    }
+                                    Some(_) => {
+                                        let journal_path = api.journal_path.clone();
+                                        match tokio::task::spawn_blocking(move || {
+                                            incidents_json(&journal_path, &query)
+                                        })
+                                        .await
+                                        {
+                                            Ok(Ok(json)) => {
+                                                (StatusCode::OK, "application/json", json)
+                                            }
+                                            Ok(Err(e)) => (
+                                                StatusCode::BAD_REQUEST,
+                                                "text/plain",
+                                                format!("{e}\n"),
+                                            ),
+                                            Err(e) => (
+                                                StatusCode::INTERNAL_SERVER_ERROR,
+                                                "text/plain",
+                                                format!("{e}\n"),
+                                            ),
+                                        }
+                                    }
+                                }
+                            }
+                            _ => (
+                                StatusCode::NOT_FOUND,
+                                "text/plain",
+                                "not found\n".to_owned(),
+                            ),
                         };
-                        Response::builder()
+                        let mut response = Response::builder()
                             .status(status)
-                            .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(body)))
+                            .header("content-type", kind);
+                        if status == StatusCode::UNAUTHORIZED {
+                            response = response.header("www-authenticate", "Bearer");
+                        }
+                        response.body(Full::new(Bytes::from(body)))
                     }
                 });
                 let _ = http1::Builder::new()
@@ -159,4 +351,17 @@ async fn serve_http(listen: &str, metrics: Arc<Metrics>) -> Result<()> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token("0123456789abcdef", "0123456789abcdef"));
+        assert!(!same_token("0123456789abcdeX", "0123456789abcdef"));
+        assert!(!same_token("0123456789abcdef0", "0123456789abcdef"));
+        assert!(!same_token("", "0123456789abcdef"));
+    }
 }

@@ -31,17 +31,66 @@ fn command(args: &[&str], credentials: &[(&str, String)]) -> Command {
 
 /// GET on loopback; the body, or None while nothing answers.
 fn http_get(port: u16, path: &str) -> Option<String> {
+    http_request(port, path, "").map(|(_, body)| body)
+}
+
+/// GET with extra header lines; the status and body.
+fn http_request(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
-    out.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| (status, body.to_owned()))
+}
+
+/// A webhook receiver on loopback that answers 503 to the first `failures` requests, then
+/// 200; returns its port and the bodies it accepted.
+fn webhook_server(failures: usize) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bodies = accepted.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let status = if n < failures {
+                "503 Service Unavailable"
+            } else {
+                bodies
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, accepted)
 }
 
 fn metric(port: u16, name: &str) -> f64 {
@@ -217,10 +266,60 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
+
+    // Notifications: an SNS topic (subscribed by a queue) and a webhook that fails twice.
+    let security_lab = lab.attacker(&security.id).await;
+    let topic = security_lab
+        .sns(HOME_REGION)
+        .create_topic()
+        .name("trailwarden-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    let inbox_url = security_lab
+        .sqs(HOME_REGION)
+        .create_queue()
+        .queue_name("alerts-inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let inbox_arn = format!("arn:aws:sqs:{HOME_REGION}:{}:alerts-inbox", security.id);
+    security_lab
+        .sns(HOME_REGION)
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&inbox_arn)
+        .send()
+        .await
+        .unwrap();
+    let (hook_port, hook_bodies) = webhook_server(2);
+    let hook = format!("http://127.0.0.1:{hook_port}/hooks/s3cr3t-path");
+    let token_file = dir.path().join("api-token");
+    std::fs::write(&token_file, "test-token-0123456789abcdef\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     let mut watch: Vec<&str> = global.to_vec();
     watch.extend([
         "-v",
+        "--log-format",
+        "json",
         "watch",
+        "--notify-sns",
+        &topic,
+        "--notify-webhook",
+        &hook,
+        "--api-token-file",
+        token_file.to_str().unwrap(),
         "--queue-url",
         &security.queue_url,
         "--remediate",
@@ -393,6 +492,104 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         "{victim_incident:#}"
     );
     assert!(victim_incident["restored"].as_u64().unwrap() >= 1);
+
+    // The incidents API: refused without the token, the same incidents with it.
+    let (status, _) = http_request(port, "/api/incidents", "").unwrap();
+    assert_eq!(status, 401);
+    let (status, _) = http_request(
+        port,
+        "/api/incidents",
+        "Authorization: Bearer wrong-token-0123456789\r\n",
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+    let (status, body) = http_request(
+        port,
+        "/api/incidents?gap=3600",
+        "Authorization: Bearer test-token-0123456789abcdef\r\n",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["incidents"], incidents, "the API and `incidents` agree");
+
+    // Notifications: the restored StopLogging reached the topic's subscriber and, after two
+    // refused attempts, the webhook.
+    let stop_logging_notified =
+        |text: &str| text.contains("\"trail-stop-logging") || text.contains("StopLogging");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !hook_bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|b| stop_logging_notified(b))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no webhook delivery:\n{}",
+            log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let delivered: serde_json::Value = serde_json::from_str(
+        hook_bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|b| stop_logging_notified(b))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(delivered["type"], "trailwarden.detection");
+    assert_eq!(delivered["detection"]["account"], victim.as_str());
+    assert_eq!(delivered["detection"]["outcome"], "restored");
+    assert!(
+        delivered["detection"]["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with("/mallory")
+    );
+    let inbox = security_lab
+        .sqs(HOME_REGION)
+        .receive_message()
+        .queue_url(&inbox_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let sns_bodies: Vec<String> = inbox
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            let envelope: serde_json::Value = serde_json::from_str(m.body()?).ok()?;
+            envelope["Message"].as_str().map(str::to_owned)
+        })
+        .collect();
+    assert!(
+        sns_bodies
+            .iter()
+            .any(|b| stop_logging_notified(b) && b.contains("restored")),
+        "{sns_bodies:#?}"
+    );
+    assert!(metric(port, "trailwarden_notifications_total") >= 2.0);
+    // JSON log lines, with the finding's fields as keys; the webhook's secret path never logged.
+    let lines: Vec<serde_json::Value> = log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "finding"
+            && l["rule"] == "trail-stop-logging"
+            && l["account"] == victim.as_str()),
+        "{}",
+        log_text()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "notification failed; will retry")
+    );
+    assert!(!log_text().contains("s3cr3t"), "{}", log_text());
     // deploy's own PutRule/PutTargets were forwarded too: trailwarden's calls are no incident.
     assert!(
         incidents.as_array().unwrap().iter().all(|i| !i["actor"]

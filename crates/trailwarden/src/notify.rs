@@ -1,0 +1,246 @@
+//! Notifications of detections to an SNS topic and to webhooks, through the journal's outbox:
+//! the guard queues one row per sink with the detection; a delivery loop sends what is due,
+//! retrying with exponential backoff, so neither a crash nor a sink outage loses one.
+
+use crate::guard::{Handled, Metrics};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tracing::{info, warn};
+use trailwarden_aws::ClientFactory;
+use trailwarden_engine::journal::{Journal, PendingNotification};
+
+/// Where detections go.
+#[derive(Debug, Clone, Default)]
+pub struct Sinks {
+    pub sns_topics: Vec<String>,
+    pub webhooks: Vec<String>,
+    /// Attempts per notification before it is given up.
+    pub attempts: u32,
+}
+
+impl Sinks {
+    pub fn is_empty(&self) -> bool {
+        self.sns_topics.is_empty() && self.webhooks.is_empty()
+    }
+
+    /// The outbox `sink` values: `sns:<arn>`, `webhook:<url>`.
+    fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.sns_topics
+            .iter()
+            .map(|t| format!("sns:{t}"))
+            .chain(self.webhooks.iter().map(|u| format!("webhook:{u}")))
+    }
+
+    /// Queues the notification of a detection for every sink (in the caller's transaction
+    /// order: right after the detection itself is recorded).
+    pub fn queue(&self, journal: &Journal, handled: &Handled, now: &str) -> Result<(), String> {
+        let payload = serde_json::json!({
+            "type": "trailwarden.detection",
+            "version": 1,
+            "detection": handled,
+        })
+        .to_string();
+        for sink in self.names() {
+            journal
+                .queue_notification(&sink, &payload, now)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// A sink for log lines: the scheme and host of a webhook (its path and query often hold a
+/// secret, e.g. chat webhooks), the whole topic ARN.
+pub fn redacted(sink: &str) -> String {
+    match sink.strip_prefix("webhook:") {
+        Some(url) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = host.rsplit('@').next().unwrap_or(host);
+            format!("webhook:{scheme}://{host}/…")
+        }
+        None => sink.to_owned(),
+    }
+}
+
+/// Delivers due notifications until `stop` is set, then what is due without waiting (one
+/// pass); anything left stays in the outbox for the next start.
+pub async fn deliver_loop(
+    journal_path: PathBuf,
+    sinks: Sinks,
+    factory: ClientFactory,
+    metrics: Arc<Metrics>,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let journal = match Journal::open(&journal_path) {
+        Ok(j) => j,
+        Err(e) => {
+            warn!(error = %e, "notifications: cannot open the state store; none will be sent");
+            return;
+        }
+    };
+    let client = webhook_client();
+    loop {
+        let stopping = *stop.borrow();
+        let now = crate::posture_cmd::now();
+        let due = match journal.due_notifications(now, 50) {
+            Ok(due) => due,
+            Err(e) => {
+                warn!(error = %e, "notifications: reading the outbox failed");
+                Vec::new()
+            }
+        };
+        for n in &due {
+            let result = deliver(n, &factory, client.as_ref()).await;
+            record(&journal, n, result, &sinks, &metrics, now);
+        }
+        if stopping {
+            return;
+        }
+        if due.len() == 50 {
+            continue;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn record(
+    journal: &Journal,
+    n: &PendingNotification,
+    result: Result<(), String>,
+    sinks: &Sinks,
+    metrics: &Metrics,
+    now: u64,
+) {
+    let sink = redacted(&n.sink);
+    let attempts = n.attempts + 1;
+    let outcome = match &result {
+        Ok(()) => {
+            metrics.notifications.fetch_add(1, Ordering::Relaxed);
+            info!(sink, id = n.id, attempts, "notification sent");
+            journal.notification_attempted(n.id, None, None)
+        }
+        Err(e) if attempts < sinks.attempts.max(1) => {
+            let retry_at = now + (1u64 << (attempts - 1).min(8));
+            warn!(sink, id = n.id, attempts, error = %e, retry_in_s = retry_at - now, "notification failed; will retry");
+            journal.notification_attempted(n.id, Some(e), Some(retry_at))
+        }
+        Err(e) => {
+            metrics
+                .notification_failures
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(sink, id = n.id, attempts, error = %e, "notification given up after the last attempt (still in the outbox, state failed)");
+            journal.notification_attempted(n.id, Some(e), None)
+        }
+    };
+    if let Err(e) = outcome {
+        warn!(sink, id = n.id, error = %e, "notifications: recording the attempt failed");
+    }
+}
+
+type WebhookClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<hyper::body::Bytes>,
+>;
+
+fn webhook_client() -> Option<WebhookClient> {
+    let connector = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(b) => b.https_or_http().enable_http1().build(),
+        Err(e) => {
+            warn!(error = %e, "webhooks: no trusted root certificates; webhooks cannot be sent");
+            return None;
+        }
+    };
+    Some(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
+
+async fn deliver(
+    n: &PendingNotification,
+    factory: &ClientFactory,
+    client: Option<&WebhookClient>,
+) -> Result<(), String> {
+    if let Some(topic) = n.sink.strip_prefix("sns:") {
+        let subject = subject(&n.payload);
+        return trailwarden_aws::topics::publish(&factory.caller(), topic, &subject, &n.payload)
+            .await;
+    }
+    let Some(url) = n.sink.strip_prefix("webhook:") else {
+        return Err(format!("unknown sink {}", n.sink));
+    };
+    let client = client.ok_or("no webhook client (no root certificates)")?;
+    let request = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("trailwarden/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(
+            n.payload.clone(),
+        )))
+        .map_err(|e| format!("bad webhook URL: {e}"))?;
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .map_err(|_| "no answer within 10 s".to_owned())?
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
+    }
+}
+
+/// "trailwarden: high trail-stop-logging in 111111111111/eu-west-1 (restored)".
+fn subject(payload: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let d = &v["detection"];
+    let s = |k: &str| d[k].as_str().unwrap_or("?").to_owned();
+    format!(
+        "trailwarden: {} {} in {}/{} ({})",
+        s("severity"),
+        s("rule_id"),
+        s("account"),
+        s("region"),
+        s("outcome")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_secrets_never_reach_the_logs() {
+        assert_eq!(
+            redacted("webhook:https://hooks.example.com/services/T000/B000/XXXX?token=1"),
+            "webhook:https://hooks.example.com/…"
+        );
+        assert_eq!(
+            redacted("webhook:http://user:pass@127.0.0.1:9/x"),
+            "webhook:http://127.0.0.1:9/…"
+        );
+        assert_eq!(
+            redacted("sns:arn:aws:sns:us-east-1:1:t"),
+            "sns:arn:aws:sns:us-east-1:1:t"
+        );
+    }
+
+    #[test]
+    fn subjects_name_rule_place_and_outcome() {
+        let payload = r#"{"detection":{"severity":"high","rule_id":"trail-stop-logging","account":"111111111111","region":"eu-west-1","outcome":"restored"}}"#;
+        assert_eq!(
+            subject(payload),
+            "trailwarden: high trail-stop-logging in 111111111111/eu-west-1 (restored)"
+        );
+    }
+}
