@@ -19,6 +19,54 @@ pub enum Change {
     Unchanged,
 }
 
+/// How a region's forwarding rule differs from what `deploy` installs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Drift {
+    /// No rule: the region's tampering never reaches the security account.
+    Missing,
+    /// The rule exists but is disabled.
+    Disabled,
+    /// The rule does not target the security account's bus (its targets are listed).
+    NotForwarding(Vec<String>),
+    /// The rule forwards another pattern than the rule pack's (edited, or an older pack).
+    PatternDiffers,
+}
+
+impl Drift {
+    pub fn describe(&self) -> String {
+        match self {
+            Drift::Missing => "missing".into(),
+            Drift::Disabled => "disabled".into(),
+            Drift::NotForwarding(targets) if targets.is_empty() => "has no target".into(),
+            Drift::NotForwarding(targets) => {
+                format!("targets {} instead of the security bus", targets.join(", "))
+            }
+            Drift::PatternDiffers => "forwards another event pattern than the rule pack's".into(),
+        }
+    }
+}
+
+/// Compares a region's rule (as `read` returns it) with `pattern` → `bus_arn`; None: as deployed.
+pub fn drift(
+    existing: Option<&(String, bool, Vec<String>)>,
+    pattern: &serde_json::Value,
+    bus_arn: &str,
+) -> Option<Drift> {
+    let (p, enabled, targets) = match existing {
+        None => return Some(Drift::Missing),
+        Some(rule) => rule,
+    };
+    if !targets.iter().any(|t| t == bus_arn) {
+        return Some(Drift::NotForwarding(targets.clone()));
+    }
+    if !enabled {
+        return Some(Drift::Disabled);
+    }
+    (serde_json::from_str::<serde_json::Value>(p).ok().as_ref() != Some(pattern))
+        .then_some(Drift::PatternDiffers)
+}
+
 /// The forwarding rule as it is in one region, if it exists: (pattern, enabled, target ARNs).
 pub async fn read(
     account: &Account,
@@ -78,15 +126,9 @@ pub async fn ensure(
     role_arn: Option<&str>,
 ) -> Result<Change, Gap> {
     let existing = read(account, region).await?;
-    let same_pattern =
-        |p: &str| serde_json::from_str::<serde_json::Value>(p).ok().as_ref() == Some(pattern);
-    let change = match &existing {
-        None => Change::Created,
-        Some((p, enabled, targets))
-            if same_pattern(p) && *enabled && targets.iter().any(|t| t == bus_arn) =>
-        {
-            return Ok(Change::Unchanged);
-        }
+    let change = match drift(existing.as_ref(), pattern, bus_arn) {
+        None => return Ok(Change::Unchanged),
+        Some(Drift::Missing) => Change::Created,
         Some(_) => Change::Updated,
     };
     let events = account.clients.eventbridge(region);
@@ -138,4 +180,57 @@ pub async fn ensure(
             )
         })?;
     Ok(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_names_what_differs() {
+        let pattern = serde_json::json!({"detail": {"eventName": ["StopLogging"]}});
+        let bus = "arn:aws:events:us-east-1:100000000000:event-bus/default";
+        let rule = |p: &str, enabled: bool, targets: &[&str]| {
+            (
+                p.to_owned(),
+                enabled,
+                targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let good = rule(&pattern.to_string(), true, &[bus]);
+        assert_eq!(drift(Some(&good), &pattern, bus), None);
+        // Key order and spacing do not matter; content does.
+        let spaced = rule(
+            "{ \"detail\" : {\"eventName\": [\"StopLogging\"]} }",
+            true,
+            &[bus],
+        );
+        assert_eq!(drift(Some(&spaced), &pattern, bus), None);
+        assert_eq!(drift(None, &pattern, bus), Some(Drift::Missing));
+        assert_eq!(
+            drift(
+                Some(&rule(&pattern.to_string(), false, &[bus])),
+                &pattern,
+                bus
+            ),
+            Some(Drift::Disabled)
+        );
+        assert_eq!(
+            drift(
+                Some(&rule(&pattern.to_string(), true, &["arn:aws:sqs:x"])),
+                &pattern,
+                bus
+            ),
+            Some(Drift::NotForwarding(vec!["arn:aws:sqs:x".into()]))
+        );
+        let narrowed = rule(
+            "{\"detail\": {\"eventName\": [\"DeleteTrail\"]}}",
+            true,
+            &[bus],
+        );
+        assert_eq!(
+            drift(Some(&narrowed), &pattern, bus),
+            Some(Drift::PatternDiffers)
+        );
+    }
 }

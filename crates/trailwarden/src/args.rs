@@ -269,6 +269,14 @@ pub struct WatchArgs {
     /// The local state store: journal of actions and handled events (see `remediate --state`).
     #[arg(long, value_name = "PATH")]
     pub state: Option<std::path::PathBuf>,
+    /// The security account's bus `deploy` forwards to: every sweep also checks each member
+    /// region's forwarding rule and, with --remediate, puts it back; an event that disables
+    /// or deletes it triggers the same at once.
+    #[arg(long, value_name = "ARN", env = "TRAILWARDEN_EVENT_BUS_ARN")]
+    pub event_bus_arn: Option<String>,
+    /// As `deploy --forwarder-role-name` (for a bus in another region).
+    #[arg(long, value_name = "NAME")]
+    pub forwarder_role_name: Option<String>,
     /// Address for /healthz, /metrics and the incidents API, or "off". Loopback by default;
     /// anything else exposes them to the network.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9137")]
@@ -414,6 +422,13 @@ pub struct AuditArgs {
     /// baseline's setting, 120m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_delivery_age: Option<Duration>,
+    /// Also check trailwarden's own forwarding rule (installed by `deploy`) in every region:
+    /// missing, disabled, not targeting this bus, or forwarding another pattern than the rule
+    /// pack's is reported as tampering with trailwarden itself.
+    #[arg(long, value_name = "ARN", env = "TRAILWARDEN_EVENT_BUS_ARN")]
+    pub event_bus_arn: Option<String>,
+    #[command(flatten)]
+    pub source: RulesSource,
 }
 
 fn parse_account(s: &str) -> Result<AccountId, String> {

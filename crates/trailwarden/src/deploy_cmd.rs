@@ -84,16 +84,13 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &DeployArgs) -> 
                         .map(Some)
                 } else {
                     let existing = forwarding::read(account, &region).await?;
-                    let same = existing.as_ref().is_some_and(|(p, enabled, targets)| {
-                        serde_json::from_str::<serde_json::Value>(p).ok().as_ref() == Some(&pattern)
-                            && *enabled
-                            && targets.contains(&bus)
-                    });
-                    Ok(Some(match existing {
-                        None => Change::Created,
-                        Some(_) if same => Change::Unchanged,
-                        Some(_) => Change::Updated,
-                    }))
+                    Ok(Some(
+                        match forwarding::drift(existing.as_ref(), &pattern, &bus) {
+                            None => Change::Unchanged,
+                            Some(forwarding::Drift::Missing) => Change::Created,
+                            Some(_) => Change::Updated,
+                        },
+                    ))
                 }
             }
         },

@@ -2,6 +2,7 @@
 //! sweep. Shared by `trailwarden watch` (the queue service) and `trailwarden-lambda` (one
 //! invocation per EventBridge event). Reads no queue and serves nothing itself.
 
+use crate::forwarding_check::Forwarding;
 use crate::notify::Sinks;
 use crate::remediate_cmd::{Report, restore};
 use serde::Serialize;
@@ -30,6 +31,9 @@ pub struct GuardSettings {
     pub sweep: Selection,
     /// Reads after a restore until it is verified.
     pub verify_attempts: u32,
+    /// trailwarden's forwarding rules, checked (and restored) with every sweep and on events
+    /// that touch them.
+    pub forwarding: Option<Forwarding>,
 }
 
 /// One finding an event raised, and what the guard did about it.
@@ -357,6 +361,19 @@ impl Guard<'_> {
         if is_own_call(actor) {
             return Ok(OWN_CALL);
         }
+        if finding.rule_id.starts_with("responder-eventbridge")
+            && event.is_some_and(|e| e.error_code.is_none())
+            && let Some(forwarding) = &self.settings.forwarding
+            && let Ok(account) = finding.account.as_str().parse::<AccountId>()
+        {
+            let selection = self.selection(&account, vec![finding.region.clone()]);
+            let (restored, failed) = self.check_forwarding(forwarding, &selection).await;
+            return Ok(match (restored, failed) {
+                (0, 0) => "detect only (forwarding rule intact)",
+                (_, 0) => "restored",
+                _ => "not restored",
+            });
+        }
         if !finding.remediable {
             return Ok(if event.is_some_and(|e| e.error_code.is_some()) {
                 "failed attempt"
@@ -377,16 +394,7 @@ impl Guard<'_> {
         let mut regions: BTreeSet<String> =
             want.trails.iter().map(|t| t.home_region.clone()).collect();
         regions.insert(finding.region.clone());
-        let selection = Selection {
-            accounts: self
-                .settings
-                .role_name
-                .as_ref()
-                .map(|_| vec![account.clone()]),
-            role_name: self.settings.role_name.clone(),
-            regions: RegionSelection::List(regions.into_iter().collect()),
-            concurrency: self.settings.sweep.concurrency,
-        };
+        let selection = self.selection(&account, regions.into_iter().collect());
         let started = Instant::now();
         // Dequeue → restore start: trailwarden's own processing (parse, dedup, rules, journal).
         let overhead_micros = received.elapsed().as_micros() as u64;
@@ -484,6 +492,10 @@ impl Guard<'_> {
             self.settings.verify_attempts,
         )
         .await;
+        let forwarding = match &self.settings.forwarding {
+            Some(forwarding) => self.check_forwarding(forwarding, &selection).await,
+            None => (0, 0),
+        };
         self.metrics.sweeps.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .sweep_millis
@@ -495,6 +507,7 @@ impl Guard<'_> {
                 } else {
                     (0, 0)
                 };
+                let (restored, failed) = (restored + forwarding.0, failed + forwarding.1);
                 info!(
                     findings = report.results.len(),
                     restored,
@@ -514,6 +527,62 @@ impl Guard<'_> {
                 None
             }
         }
+    }
+}
+
+impl Guard<'_> {
+    /// One account (the caller's own without --role-name) in `regions`.
+    fn selection(&self, account: &AccountId, regions: Vec<String>) -> Selection {
+        Selection {
+            accounts: self
+                .settings
+                .role_name
+                .as_ref()
+                .map(|_| vec![account.clone()]),
+            role_name: self.settings.role_name.clone(),
+            regions: RegionSelection::List(regions),
+            concurrency: self.settings.sweep.concurrency,
+        }
+    }
+
+    /// Checks the forwarding rules of `selection` and, with remediate, puts drifted ones back;
+    /// (restored, not restored). Drift without remediate is logged as a finding.
+    async fn check_forwarding(&self, forwarding: &Forwarding, selection: &Selection) -> (u64, u64) {
+        let resolution = match trailwarden_aws::fanout::resolve(self.factory, selection).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "forwarding rules: accounts not resolved");
+                return (0, 0);
+            }
+        };
+        let (drifted, gaps) = forwarding
+            .check(&resolution.accounts, selection.concurrency)
+            .await;
+        for gap in resolution.gaps.iter().chain(&gaps) {
+            warn!(%gap, "forwarding rule not read");
+        }
+        for f in &drifted {
+            warn!(rule = %f.rule_id, account = %f.account, region = %f.region, title = %f.title, "finding");
+        }
+        if !self.settings.remediate || drifted.is_empty() {
+            return (0, 0);
+        }
+        let (restored, failed) = forwarding
+            .restore(&resolution.accounts, &drifted, self.journal)
+            .await;
+        for f in &restored {
+            info!(account = %f.account, region = %f.region, "forwarding rule restored");
+        }
+        for (f, why) in &failed {
+            warn!(account = %f.account, region = %f.region, error = %why, "forwarding rule not restored");
+        }
+        let counts = (restored.len() as u64, failed.len() as u64);
+        self.metrics.restores.fetch_add(counts.0, Ordering::Relaxed);
+        self.metrics
+            .restore_failures
+            .fetch_add(counts.1, Ordering::Relaxed);
+        counts
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod deploy_cmd;
+pub mod forwarding_check;
 pub mod guard;
 pub mod incidents_cmd;
 pub mod notify;

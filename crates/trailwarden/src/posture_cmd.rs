@@ -181,9 +181,24 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         .map(|a| a.account.clone())
         .collect();
     let selection = targets::selection(g, Some(baseline_ids));
-    let (_, snapshots) = read_state(factory, &selection, g.quiet, Some(&baseline)).await?;
+    let forwarding = match &args.event_bus_arn {
+        Some(bus) => Some(crate::forwarding_check::Forwarding::new(
+            &crate::rules_cmd::load(&args.source)?,
+            bus,
+            None,
+        )?),
+        None => None,
+    };
+    let (resolved, snapshots) = read_state(factory, &selection, g.quiet, Some(&baseline)).await?;
     let mut gaps = snapshots.gaps;
     let mut findings = Vec::new();
+    if let Some(forwarding) = &forwarding {
+        let (drifted, mut unread) = forwarding
+            .check(&resolved, usize::from(g.concurrency))
+            .await;
+        findings.extend(drifted);
+        gaps.append(&mut unread);
+    }
     let mut accounts = Vec::new();
     for observed in &snapshots.accounts {
         accounts.push(AccountCoverage {

@@ -5,6 +5,7 @@
 
 use crate::args::{GlobalArgs, WatchArgs};
 use crate::exit;
+use crate::forwarding_check::Forwarding;
 use crate::guard::{Guard, GuardSettings, Metrics};
 use crate::notify::{Sinks, deliver_loop, redacted};
 use crate::rules_cmd;
@@ -95,6 +96,14 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
             role_name: g.role_name.clone(),
             sweep: crate::targets::selection(g, None),
             verify_attempts: 3,
+            forwarding: match &args.event_bus_arn {
+                Some(bus) => Some(Forwarding::new(
+                    &rules,
+                    bus,
+                    args.forwarder_role_name.clone(),
+                )?),
+                None => None,
+            },
         },
         sinks: &sinks,
         notify_wake: Some(&wake),
