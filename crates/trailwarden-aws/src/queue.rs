@@ -60,6 +60,60 @@ pub async fn receive(
         .collect())
 }
 
+/// Deletes handled messages, up to 10 (one batch of a receive) in one call; the messages
+/// that could not be deleted come back with why (they will be redelivered and recognised).
+pub async fn delete_batch(
+    account: &AccountConfig,
+    region: &str,
+    url: &str,
+    messages: &[&Message],
+) -> Vec<(String, String)> {
+    use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+    if messages.is_empty() {
+        return Vec::new();
+    }
+    let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(&m.receipt_handle)
+                .build()
+                .ok()
+        })
+        .collect();
+    match account
+        .sqs(region)
+        .delete_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .failed()
+            .iter()
+            .map(|f| {
+                let id = f
+                    .id()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| messages.get(i))
+                    .map_or_else(|| f.id().to_owned(), |m| m.id.clone());
+                (id, format!("{}: {}", f.code(), f.message().unwrap_or("")))
+            })
+            .collect(),
+        Err(e) => {
+            let why = describe_call_failure(&e, region, "sqs:DeleteMessageBatch");
+            messages
+                .iter()
+                .map(|m| (m.id.clone(), why.clone()))
+                .collect()
+        }
+    }
+}
+
 /// Deletes a handled message.
 pub async fn delete(
     account: &AccountConfig,

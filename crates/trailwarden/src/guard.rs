@@ -7,7 +7,7 @@ use crate::notify::Sinks;
 use crate::remediate_cmd::{Report, restore};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tracing::{info, warn};
@@ -216,6 +216,7 @@ impl Guard<'_> {
         received: Instant,
     ) -> Result<Vec<Handled>, String> {
         let mut handled = Vec::new();
+        let mut done = BTreeMap::new();
         for r in records {
             let (Some(bucket), Some(key)) = (
                 r.pointer("/s3/bucket/name").and_then(Value::as_str),
@@ -258,7 +259,7 @@ impl Guard<'_> {
                 return Err(e.clone());
             }
             for finding in result.findings {
-                let outcome = self.act_on(&finding, received).await?;
+                let outcome = self.act_on(&finding, received, &mut done).await?;
                 self.remember(&finding, outcome)?;
                 handled.push(self.notify(&finding, outcome)?);
             }
@@ -305,8 +306,9 @@ impl Guard<'_> {
         });
         let mut outcome = "no finding";
         let mut handled = Vec::new();
+        let mut done = BTreeMap::new();
         for finding in &findings {
-            outcome = self.act_on(finding, received).await?;
+            outcome = self.act_on(finding, received, &mut done).await?;
             self.remember(finding, outcome)?;
             handled.push(self.notify(finding, outcome)?);
         }
@@ -349,7 +351,14 @@ impl Guard<'_> {
     }
 
     /// Reports a finding and, when it is restorable, restores its account now.
-    async fn act_on(&self, finding: &Finding, received: Instant) -> Result<&'static str, String> {
+    /// `done`: the restores already made for this message, by account and region: the other
+    /// findings of the same event share the outcome instead of reading everything again.
+    async fn act_on(
+        &self,
+        finding: &Finding,
+        received: Instant,
+        done: &mut BTreeMap<(String, String), &'static str>,
+    ) -> Result<&'static str, String> {
         self.metrics.findings.fetch_add(1, Ordering::Relaxed);
         let event = finding.event.as_ref();
         let actor = event
@@ -394,6 +403,10 @@ impl Guard<'_> {
         let mut regions: BTreeSet<String> =
             want.trails.iter().map(|t| t.home_region.clone()).collect();
         regions.insert(finding.region.clone());
+        let key = (account.to_string(), finding.region.clone());
+        if let Some(outcome) = done.get(&key) {
+            return Ok(outcome);
+        }
         let selection = self.selection(&account, regions.into_iter().collect());
         let started = Instant::now();
         // Dequeue → restore start: trailwarden's own processing (parse, dedup, rules, journal).
@@ -410,11 +423,13 @@ impl Guard<'_> {
         .map_err(|e| format!("{e:#}"))?;
         let (restored, failed) = self.count(&report);
         info!(account = %account, restored, failed, overhead_micros, millis = started.elapsed().as_millis() as u64, run = report.run.as_deref().unwrap_or("-"), "targeted restore");
-        Ok(if failed == 0 {
+        let outcome = if failed == 0 {
             "restored"
         } else {
             "not restored"
-        })
+        };
+        done.insert(key, outcome);
+        Ok(outcome)
     }
 
     /// Keeps the detection for `trailwarden incidents` (trailwarden's own calls are logged,

@@ -143,24 +143,23 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
             }
         };
         // In-flight messages are finished even when a signal arrives meanwhile.
-        for message in messages {
+        let mut handled = Vec::new();
+        for message in &messages {
             metrics.messages.fetch_add(1, Ordering::Relaxed);
             // Messages of a batch are handled in turn; each one's overhead counts from its turn.
             match watcher.handle(&message.body, Instant::now()).await {
-                Ok(_) => {
-                    if let Err(e) =
-                        queue::delete(&caller, &region, &args.queue_url, &message.receipt_handle)
-                            .await
-                    {
-                        warn!(message = %message.id, error = %e, "could not delete a handled message; it will be redelivered and recognised");
-                    }
-                }
+                Ok(_) => handled.push(message),
                 Err(e) => {
                     metrics.errors.fetch_add(1, Ordering::Relaxed);
                     warn!(message = %message.id, receive_count = message.receive_count, error = %e,
                         "message not handled; left on the queue (after the queue's maxReceiveCount it goes to the dead-letter queue)");
                 }
             }
+        }
+        // Deleted only once handled (at-least-once); one call for the batch. A crash before it
+        // means redelivery, recognised by eventID.
+        for (id, e) in queue::delete_batch(&caller, &region, &args.queue_url, &handled).await {
+            warn!(message = %id, error = %e, "could not delete a handled message; it will be redelivered and recognised");
         }
     }
 }
