@@ -35,7 +35,8 @@ pub struct RequestInfo {
     pub path: String,
 }
 
-/// Identifies a fault added to a proxy, to count its hits.
+/// Identifies a fault added to a proxy, to count its hits or remove it; stays valid when
+/// other faults are added before it or removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultId(usize);
 
@@ -240,10 +241,27 @@ impl std::fmt::Debug for Observers {
 #[derive(Debug, Default)]
 struct State {
     observers: Observers,
-    faults: Vec<(Fault, u64)>,
+    /// In precedence order, each with its id.
+    faults: Vec<(FaultId, Fault)>,
+    /// Requests each fault answered, by id (kept after the fault is removed).
+    hits: BTreeMap<usize, u64>,
+    next_fault: usize,
     calls: BTreeMap<(String, String), u64>,
     requests: BTreeMap<(String, String), u64>,
     statuses: BTreeMap<u16, u64>,
+}
+
+impl State {
+    fn new_fault_id(&mut self) -> FaultId {
+        self.next_fault += 1;
+        FaultId(self.next_fault)
+    }
+
+    fn insert_first(&mut self, fault: Fault) -> FaultId {
+        let id = self.new_fault_id();
+        self.faults.insert(0, (id, fault));
+        id
+    }
 }
 
 /// The proxy; it stops when the runtime that started it shuts down.
@@ -303,17 +321,26 @@ impl FaultProxy {
 
     pub fn add(&self, fault: Fault) -> FaultId {
         let mut state = self.state.lock().expect("fault proxy state");
-        state.faults.push((fault, 0));
-        FaultId(state.faults.len() - 1)
+        let id = state.new_fault_id();
+        state.faults.push((id, fault));
+        id
     }
 
     /// Adds a fault that takes precedence over every fault added before it.
-    pub fn add_first(&self, fault: Fault) {
+    pub fn add_first(&self, fault: Fault) -> FaultId {
+        self.state
+            .lock()
+            .expect("fault proxy state")
+            .insert_first(fault)
+    }
+
+    /// Removes one fault: the requests it matched reach moto again (its hits are kept).
+    pub fn remove(&self, id: FaultId) {
         self.state
             .lock()
             .expect("fault proxy state")
             .faults
-            .insert(0, (fault, 0));
+            .retain(|(f, _)| *f != id);
     }
 
     /// Removes every fault (counts of calls are kept).
@@ -323,7 +350,13 @@ impl FaultProxy {
 
     /// How many requests the fault answered.
     pub fn hits(&self, id: FaultId) -> u64 {
-        self.state.lock().expect("fault proxy state").faults[id.0].1
+        self.state
+            .lock()
+            .expect("fault proxy state")
+            .hits
+            .get(&id.0)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Calls made so far (first attempts only: what the code asked for, not the SDK's
@@ -377,11 +410,7 @@ async fn handle(
         let (status, text) = match serde_json::from_slice::<Fault>(&body) {
             Ok(fault) => {
                 // Added last wins: a later fake overrides an earlier default.
-                state
-                    .lock()
-                    .expect("fault proxy state")
-                    .faults
-                    .insert(0, (fault, 0));
+                state.lock().expect("fault proxy state").insert_first(fault);
                 (StatusCode::OK, "added".to_owned())
             }
             Err(e) => (StatusCode::BAD_REQUEST, format!("not a fault: {e}")),
@@ -412,12 +441,13 @@ async fn handle(
         if !uncounted {
             *state.requests.entry(key).or_default() += 1;
         }
+        let state = &mut *state;
         state
             .faults
             .iter_mut()
-            .find(|(fault, _)| fault.matches(&info))
-            .map(|(fault, hits)| {
-                *hits += 1;
+            .find(|(_, fault)| fault.matches(&info))
+            .map(|(id, fault)| {
+                *state.hits.entry(id.0).or_default() += 1;
                 if let Some(times) = fault.times.as_mut() {
                     *times -= 1;
                 }
