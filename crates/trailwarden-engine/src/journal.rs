@@ -457,8 +457,36 @@ impl Journal {
             })
     }
 
-    /// Records a detection (a finding raised by an event) and what was done about it.
-    pub fn record_detection(&self, d: &Detection) -> Result<(), JournalError> {
+    /// Records a detection (a finding raised by an event) and what was done about it. The same
+    /// event and rule again (a redelivered message whose restore is retried) updates the row's
+    /// outcome instead of adding one; returns whether anything new was recorded.
+    pub fn record_detection(&self, d: &Detection) -> Result<bool, JournalError> {
+        if let Some(event_id) = &d.event_id {
+            let existing: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT outcome FROM detections WHERE event_id = ?1 AND rule_id = ?2
+                     ORDER BY id DESC LIMIT 1",
+                    [event_id, &d.rule_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.sql(e))?;
+            match existing {
+                Some(outcome) if outcome == d.outcome => return Ok(false),
+                Some(_) => {
+                    return self
+                        .conn
+                        .execute(
+                            "UPDATE detections SET outcome = ?3 WHERE event_id = ?1 AND rule_id = ?2",
+                            [event_id, &d.rule_id, &d.outcome],
+                        )
+                        .map(|_| true)
+                        .map_err(|e| self.sql(e));
+                }
+                None => {}
+            }
+        }
         self.conn
             .execute(
                 "INSERT INTO detections (event_time, account, region, rule_id, severity, event_id,
@@ -479,7 +507,7 @@ impl Journal {
                     d.title
                 ],
             )
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|source| JournalError::Sqlite {
                 path: self.path.clone(),
                 source,

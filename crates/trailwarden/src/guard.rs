@@ -260,10 +260,11 @@ impl Guard<'_> {
             }
             for finding in result.findings {
                 let outcome = self.act_on(&finding, received, &mut done).await?;
-                self.remember(&finding, outcome)?;
-                handled.push(self.notify(&finding, outcome)?);
+                let new = self.remember(&finding, outcome)?;
+                handled.push(self.notify(&finding, outcome, new)?);
             }
         }
+        not_restored(&handled)?;
         Ok(handled)
     }
 
@@ -309,9 +310,10 @@ impl Guard<'_> {
         let mut done = BTreeMap::new();
         for finding in &findings {
             outcome = self.act_on(finding, received, &mut done).await?;
-            self.remember(finding, outcome)?;
-            handled.push(self.notify(finding, outcome)?);
+            let new = self.remember(finding, outcome)?;
+            handled.push(self.notify(finding, outcome, new)?);
         }
+        not_restored(&handled)?;
         if !event_id.is_empty() {
             self.journal
                 .mark_event_handled(&event_id, &rfc3339(crate::posture_cmd::now()), outcome)
@@ -321,9 +323,9 @@ impl Guard<'_> {
     }
 
     /// Queues the notifications of a detection (not of trailwarden's own calls).
-    fn notify(&self, finding: &Finding, outcome: &str) -> Result<Handled, String> {
+    fn notify(&self, finding: &Finding, outcome: &str, new: bool) -> Result<Handled, String> {
         let handled = Self::handled(finding, outcome);
-        if outcome != OWN_CALL && !self.sinks.is_empty() {
+        if new && outcome != OWN_CALL && !self.sinks.is_empty() {
             self.sinks
                 .queue(self.journal, &handled, &rfc3339(crate::posture_cmd::now()))?;
             if let Some(wake) = self.notify_wake {
@@ -434,9 +436,10 @@ impl Guard<'_> {
 
     /// Keeps the detection for `trailwarden incidents` (trailwarden's own calls are logged,
     /// not kept: they are not an incident).
-    fn remember(&self, finding: &Finding, outcome: &str) -> Result<(), String> {
+    /// Whether it was new (or its outcome changed): only then is it notified.
+    fn remember(&self, finding: &Finding, outcome: &str) -> Result<bool, String> {
         if outcome == OWN_CALL {
-            return Ok(());
+            return Ok(false);
         }
         let event = finding.event.as_ref();
         let detection = trailwarden_engine::Detection {
@@ -602,6 +605,19 @@ impl Guard<'_> {
 }
 
 const OWN_CALL: &str = "trailwarden's own call";
+
+/// A restore that did not verify fails the message: it stays on the queue (or the Lambda
+/// invocation is retried) and is tried again, instead of being marked handled and forgotten
+/// until the next sweep; after the queue's maxReceiveCount it is dead-lettered.
+fn not_restored(handled: &[Handled]) -> Result<(), String> {
+    match handled.iter().find(|h| h.outcome == "not restored") {
+        None => Ok(()),
+        Some(h) => Err(format!(
+            "restore after {} in {}/{} not verified; left to be retried",
+            h.rule_id, h.account, h.region
+        )),
+    }
+}
 
 /// trailwarden's own role sessions are `trailwarden-<time>`: never treated as an attack.
 pub fn is_own_call(actor_arn: &str) -> bool {

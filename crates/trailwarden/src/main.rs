@@ -78,6 +78,8 @@ fn init_logging(verbose: u8, format: trailwarden::args::LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into files or log pipelines.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match format {
         trailwarden::args::LogFormat::Text => builder.try_init(),

@@ -151,7 +151,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
                 Ok(_) => handled.push(message),
                 Err(e) => {
                     metrics.errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(message = %message.id, receive_count = message.receive_count, error = %e,
+                    warn!(message_id = %message.id, receive_count = message.receive_count, error = %e,
                         "message not handled; left on the queue (after the queue's maxReceiveCount it goes to the dead-letter queue)");
                 }
             }
@@ -159,7 +159,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
         // Deleted only once handled (at-least-once); one call for the batch. A crash before it
         // means redelivery, recognised by eventID.
         for (id, e) in queue::delete_batch(&caller, &region, &args.queue_url, &handled).await {
-            warn!(message = %id, error = %e, "could not delete a handled message; it will be redelivered and recognised");
+            warn!(message_id = %id, error = %e, "could not delete a handled message; it will be redelivered and recognised");
         }
     }
 }
