@@ -598,3 +598,55 @@ fn the_notification_outbox_retries_then_sends_or_gives_up_and_survives_reopening
     );
     assert_eq!(journal.notification_counts().unwrap(), (0, 1, 1));
 }
+
+#[test]
+fn a_retried_detection_updates_its_outcome_instead_of_adding_a_row() {
+    let (_dir, path) = temp_db();
+    let journal = Journal::open(&path).unwrap();
+    let detection = |event_id: Option<&str>, outcome: &str| trailwarden_engine::Detection {
+        event_time: "2026-11-28T10:00:00Z".into(),
+        account: "111111111111".into(),
+        region: "us-east-1".into(),
+        rule_id: "trail-stop-logging".into(),
+        severity: "high".into(),
+        event_id: event_id.map(str::to_owned),
+        event_name: Some("StopLogging".into()),
+        actor: Some("arn:aws:sts::111111111111:assumed-role/x/mallory".into()),
+        access_key: None,
+        source_ip: None,
+        outcome: outcome.into(),
+        title: "CloudTrail logging stopped".into(),
+    };
+    assert!(
+        journal
+            .record_detection(&detection(Some("e1"), "not restored"))
+            .unwrap()
+    );
+    // The same attempt again: nothing new.
+    assert!(
+        !journal
+            .record_detection(&detection(Some("e1"), "not restored"))
+            .unwrap()
+    );
+    // The retry restored it: the row's outcome changes.
+    assert!(
+        journal
+            .record_detection(&detection(Some("e1"), "restored"))
+            .unwrap()
+    );
+    // Without an event id nothing identifies a repeat: each is kept.
+    assert!(
+        journal
+            .record_detection(&detection(None, "restored"))
+            .unwrap()
+    );
+    assert!(
+        journal
+            .record_detection(&detection(None, "restored"))
+            .unwrap()
+    );
+    let all = journal.detections(None).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].outcome, "restored");
+    assert_eq!(all[0].event_id.as_deref(), Some("e1"));
+}
