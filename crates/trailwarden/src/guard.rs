@@ -282,12 +282,15 @@ impl Guard<'_> {
         });
         let mut outcome = "no finding";
         let mut handled = Vec::new();
+        // A restore that failed leaves the event unhandled, so a redelivery (Lambda's retry) acts again.
+        let mut failed = false;
         for finding in &findings {
             outcome = self.act_on(finding, received).await?;
+            failed |= outcome == "not restored";
             self.remember(finding, outcome)?;
             handled.push(self.handled(finding, outcome));
         }
-        if !event_id.is_empty() {
+        if !event_id.is_empty() && !failed {
             self.journal
                 .mark_event_handled(&event_id, &rfc3339(crate::posture_cmd::now()), outcome)
                 .map_err(|e| e.to_string())?;
