@@ -280,13 +280,27 @@ async fn read_guardduty(account: &Account, region: &str) -> Result<Option<Detect
             .await
             .map_err(|e| gap(&e, account, region, "guardduty:ListFilters"))?;
         for name in page.filter_names() {
-            let filter = client
+            let filter = match client
                 .get_filter()
                 .detector_id(id)
                 .filter_name(name)
                 .send()
                 .await
-                .map_err(|e| gap(&e, account, region, "guardduty:GetFilter"))?;
+            {
+                Ok(filter) => filter,
+                // Deleted between ListFilters and GetFilter (a restore running meanwhile): gone,
+                // which is what a read a moment later would say.
+                Err(e)
+                    if e.as_service_error().is_some_and(|s| {
+                        s.is_bad_request_exception()
+                            && aws_smithy_types::error::metadata::ProvideErrorMetadata::message(s)
+                                .is_some_and(|m| m.contains("no such resource"))
+                    }) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(gap(&e, account, region, "guardduty:GetFilter")),
+            };
             filters.push(DetectorFilter {
                 name: name.clone(),
                 action: filter

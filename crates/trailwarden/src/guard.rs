@@ -610,14 +610,23 @@ const OWN_CALL: &str = "trailwarden's own call";
 /// invocation is retried) and is tried again, instead of being marked handled and forgotten
 /// until the next sweep; after the queue's maxReceiveCount it is dead-lettered.
 fn not_restored(handled: &[Handled]) -> Result<(), String> {
-    match handled.iter().find(|h| h.outcome == "not restored") {
-        None => Ok(()),
-        Some(h) => Err(format!(
-            "restore after {} in {}/{} not verified; left to be retried",
-            h.rule_id, h.account, h.region
-        )),
+    let failed: Vec<String> = handled
+        .iter()
+        .filter(|h| h.outcome == "not restored")
+        .map(|h| format!("{} in account {} {}", h.rule_id, h.account, h.region))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
     }
+    Err(format!(
+        "{RESTORE_NOT_VERIFIED}: {}; each step's error is in the journal and the log; left unhandled to be retried",
+        failed.join("; ")
+    ))
 }
+
+/// How the error of a message whose restore did not verify begins (callers tell it from a
+/// message that cannot be handled at all).
+pub const RESTORE_NOT_VERIFIED: &str = "restore not verified";
 
 /// trailwarden's own role sessions are `trailwarden-<time>`: never treated as an attack.
 pub fn is_own_call(actor_arn: &str) -> bool {

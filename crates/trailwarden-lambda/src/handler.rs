@@ -1,0 +1,291 @@
+//! One invocation: which kind of event it is, what the guard did, and the JSON summary (or the
+//! error that hands the event to Lambda's retries and on-failure destination).
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{Instrument, info, warn};
+use trailwarden::guard::{Guard, GuardSettings, Handled, Metrics, RESTORE_NOT_VERIFIED};
+use trailwarden::notify::Sinks;
+use trailwarden_aws::ClientFactory;
+use trailwarden_engine::journal::Journal;
+use trailwarden_posture::Baseline;
+use trailwarden_rules::RuleSet;
+
+/// Everything a warm container keeps between invocations.
+#[derive(Debug)]
+pub struct State {
+    pub factory: ClientFactory,
+    pub rules: RuleSet,
+    pub baseline: Baseline,
+    pub journal: Journal,
+    pub metrics: Metrics,
+    pub settings: GuardSettings,
+    /// Lambda mode notifies through its on-failure destination and logs, not an outbox that
+    /// no process would deliver after the invocation: none.
+    pub sinks: Sinks,
+}
+
+impl State {
+    fn guard(&self) -> Guard<'_> {
+        Guard {
+            factory: &self.factory,
+            rules: &self.rules,
+            baseline: &self.baseline,
+            journal: &self.journal,
+            metrics: &self.metrics,
+            settings: self.settings.clone(),
+            sinks: &self.sinks,
+            notify_wake: None,
+        }
+    }
+}
+
+/// What an invocation carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An "AWS API Call via CloudTrail" event (or another CloudTrail-borne detail type).
+    ApiCall,
+    /// EventBridge Scheduler / a schedule rule: run a sweep.
+    Scheduled,
+    /// Anything else, described for the error message.
+    Unsupported(String),
+}
+
+pub fn classify(event: &Value) -> Kind {
+    let detail_type = event.get("detail-type").and_then(Value::as_str);
+    let source = event.get("source").and_then(Value::as_str);
+    match (detail_type, source) {
+        (Some(t), _)
+            if t.ends_with("via CloudTrail")
+                && event.get("detail").is_some_and(Value::is_object) =>
+        {
+            Kind::ApiCall
+        }
+        (Some("Scheduled Event"), Some("aws.events")) => Kind::Scheduled,
+        (Some(t), s) => Kind::Unsupported(format!(
+            "detail-type {t:?} from source {:?}",
+            s.unwrap_or("-")
+        )),
+        (None, Some(s)) => {
+            Kind::Unsupported(format!("an event from source {s:?} without detail-type"))
+        }
+        (None, None) => {
+            if let Some(first) = event
+                .get("Records")
+                .and_then(Value::as_array)
+                .and_then(|r| r.first())
+            {
+                let from = first
+                    .get("eventSource")
+                    .or_else(|| first.get("EventSource"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("-");
+                Kind::Unsupported(format!(
+                    "a Records batch from {from:?} (not an EventBridge event)"
+                ))
+            } else {
+                let keys: Vec<&str> = event
+                    .as_object()
+                    .map(|o| o.keys().map(String::as_str).take(8).collect())
+                    .unwrap_or_default();
+                Kind::Unsupported(format!(
+                    "an event without detail-type or source (top-level keys: {})",
+                    if keys.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        keys.join(", ")
+                    }
+                ))
+            }
+        }
+    }
+}
+
+fn failure(kind: &str, message: String) -> Diagnostic {
+    warn!(error_type = kind, error = %message, "invocation failed");
+    Diagnostic {
+        error_type: kind.to_owned(),
+        error_message: message,
+    }
+}
+
+/// The Lambda handler: dispatches, bounds the work by the invocation's deadline, and turns
+/// the outcome into a summary or an error.
+pub async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let received = Instant::now();
+    let payload = event.payload;
+    // Stop a little before Lambda would kill the process mid-call, with an error Lambda retries.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let budget = Duration::from_millis(event.context.deadline.saturating_sub(now_ms))
+        .saturating_sub(Duration::from_secs(2))
+        .max(Duration::from_secs(1));
+    let work = async {
+        match classify(&payload) {
+            Kind::ApiCall => api_call(state, &payload, received).await,
+            Kind::Scheduled => sweep(state, &payload).await,
+            Kind::Unsupported(what) => Err(failure(
+                "UnsupportedEvent",
+                format!(
+                    "unsupported event: {what}; trailwarden-lambda handles \"AWS API Call via CloudTrail\" events (the forwarding rule's pattern) and \"Scheduled Event\" from aws.events (a sweep)"
+                ),
+            )),
+        }
+    };
+    // Every log line of the invocation carries its request id (`span.request_id`).
+    let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+    match tokio::time::timeout(budget, work).instrument(span).await {
+        Ok(result) => result,
+        Err(_) => Err(failure(
+            "DeadlineExceeded",
+            format!(
+                "stopped after {} ms, 2 s before the invocation's deadline; raise the function's timeout (a restore reads, applies and verifies)",
+                received.elapsed().as_millis()
+            ),
+        )),
+    }
+}
+
+async fn api_call(state: &State, payload: &Value, received: Instant) -> Result<Value, Diagnostic> {
+    let detail = &payload["detail"];
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let event_id = text(&detail["eventID"]);
+    let event_name = text(&detail["eventName"]);
+    let duplicate = match &event_id {
+        Some(id) => state
+            .journal
+            .event_handled(id)
+            .map_err(|e| failure("StateStoreFailed", format!("reading the journal: {e}")))?,
+        None => false,
+    };
+    let findings: Vec<Handled> = state
+        .guard()
+        .handle_message(payload, received)
+        .await
+        .map_err(|e| {
+            // A restore that did not verify: Lambda's retry (or the on-failure destination) takes it.
+            let kind = if e.starts_with(RESTORE_NOT_VERIFIED) {
+                "RestoreFailed"
+            } else {
+                "HandlingFailed"
+            };
+            failure(
+                kind,
+                format!(
+                    "event {} ({}): {e}",
+                    event_id.as_deref().unwrap_or("-"),
+                    event_name.as_deref().unwrap_or("-")
+                ),
+            )
+        })?;
+    let count = |outcome: &str| findings.iter().filter(|h| h.outcome == outcome).count();
+    let (restored, not_restored) = (count("restored"), count("not restored"));
+    info!(
+        event = event_id.as_deref().unwrap_or("-"),
+        name = event_name.as_deref().unwrap_or("-"),
+        duplicate,
+        findings = findings.len(),
+        restored,
+        not_restored,
+        millis = received.elapsed().as_millis() as u64,
+        "event handled"
+    );
+    Ok(json!({
+        "type": "event",
+        "event_id": event_id,
+        "event_name": event_name,
+        "event_source": text(&detail["eventSource"]),
+        "account": text(&detail["recipientAccountId"]).or_else(|| text(&payload["account"])),
+        "region": text(&detail["awsRegion"]).or_else(|| text(&payload["region"])),
+        "duplicate": duplicate,
+        "remediate": state.settings.remediate,
+        "findings": findings,
+        "restored": restored,
+        "not_restored": not_restored,
+    }))
+}
+
+async fn sweep(state: &State, payload: &Value) -> Result<Value, Diagnostic> {
+    let started = Instant::now();
+    let Some(report) = state.guard().sweep().await else {
+        return Err(failure(
+            "SweepFailed",
+            "the sweep could not run (the preceding \"sweep failed\" log line has the cause)"
+                .into(),
+        ));
+    };
+    let count = |result: &str| report.results.iter().filter(|o| o.result == result).count();
+    let results: Vec<Value> = report
+        .results
+        .iter()
+        .map(|o| {
+            json!({
+                "rule_id": o.finding.rule_id,
+                "severity": o.finding.severity.to_string(),
+                "title": o.finding.title,
+                "account": o.finding.account.to_string(),
+                "region": o.finding.region,
+                "resource": o.finding.resource,
+                "result": o.result,
+                "detail": o.detail,
+            })
+        })
+        .collect();
+    let not_restored = count("not-restored");
+    let summary = json!({
+        "type": "sweep",
+        "schedule": payload["resources"].get(0),
+        "run": report.run,
+        "applied": report.applied,
+        "findings": report.results.len(),
+        "restored": count("restored"),
+        "not_restored": not_restored,
+        "escalated": count("escalated"),
+        "planned": count("planned"),
+        "gaps": report.gaps.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "results": results,
+        "millis": started.elapsed().as_millis() as u64,
+    });
+    if not_restored > 0 {
+        return Err(failure(
+            "RestoreFailed",
+            format!("sweep: {not_restored} finding(s) not restored: {summary}"),
+        ));
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_told_apart() {
+        let api = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail", "detail": {"eventName": "StopLogging"}});
+        assert_eq!(classify(&api), Kind::ApiCall);
+        let schedule = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "resources": ["arn:aws:events:us-east-1:1:rule/s"], "detail": {}});
+        assert_eq!(classify(&schedule), Kind::Scheduled);
+        let custom_schedule =
+            json!({"detail-type": "Scheduled Event", "source": "my.app", "detail": {}});
+        assert_eq!(
+            classify(&custom_schedule),
+            Kind::Unsupported("detail-type \"Scheduled Event\" from source \"my.app\"".into())
+        );
+        let no_detail =
+            json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail"});
+        assert!(matches!(classify(&no_detail), Kind::Unsupported(_)));
+        let s3 = json!({"Records": [{"eventSource": "aws:s3", "s3": {}}]});
+        assert_eq!(
+            classify(&s3),
+            Kind::Unsupported("a Records batch from \"aws:s3\" (not an EventBridge event)".into())
+        );
+        assert_eq!(
+            classify(&json!({"hello": 1})),
+            Kind::Unsupported(
+                "an event without detail-type or source (top-level keys: hello)".into()
+            )
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! `trailwarden-lambda`: trailwarden's guard as an AWS Lambda function (custom runtime,
+//! `provided.al2023`), deployed in each account (or centrally, with `TRAILWARDEN_ROLE_NAME`).
+//!
+//! What it is for: the original design's "chain CloudWatch Events to a Lambda function that
+//! re-enables logging to a known good state". Each "AWS API Call via CloudTrail" event that an
+//! EventBridge rule delivers goes through the same guard as `trailwarden watch`
+//! (`trailwarden::guard`): the rule pack, then a targeted restore of the baseline (plan →
+//! apply → verify → journal). A "Scheduled Event" runs a sweep of the whole baseline against
+//! reality, which catches what no event reports. The invocation returns a JSON summary; a
+//! restore that fails returns an error, so Lambda's retries and on-failure destination take over.
+//!
+//! What it must not do: decide anything itself (detection, planning and restoring are the
+//! library's), change the baseline (only `trailwarden baseline capture` writes it), act on a
+//! failed attempt (`errorCode`) or on trailwarden's own calls, swallow a failed restore as
+//! success, or start without a valid configuration: every environment variable is checked
+//! at cold start and all mistakes are reported together before any event is taken.
+//! Configuration is environment variables only; see `docs/lambda.md`.
+
+mod config;
+mod handler;
+
+use anyhow::{Context, Result, bail};
+use config::{BaselineSource, Config};
+use handler::State;
+use std::process::ExitCode;
+use tracing::{error, info, warn};
+use trailwarden::args::RulesSource;
+use trailwarden::guard::{GuardSettings, Metrics};
+use trailwarden::notify::Sinks;
+use trailwarden_aws::fanout::Selection;
+use trailwarden_aws::{AwsOptions, ClientFactory};
+use trailwarden_engine::journal::Journal;
+use trailwarden_model::target::{AccountId, RegionSelection};
+use trailwarden_posture::Baseline;
+
+/// Exit code for "could not run" (as the CLI's).
+const ERROR: u8 = trailwarden::exit::ERROR;
+/// Largest baseline read from S3.
+const MAX_BASELINE_BYTES: u64 = 16 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    let Some(runtime_api) = std::env::var_os("AWS_LAMBDA_RUNTIME_API") else {
+        eprintln!(
+            "trailwarden-lambda is an AWS Lambda function (custom runtime, provided.al2023): it \
+             takes its events from the Lambda Runtime API, which AWS_LAMBDA_RUNTIME_API points \
+             to, and that is not set here.\n\
+             To guard an estate from a shell, use `trailwarden watch` (service mode) or \
+             `trailwarden remediate`; to build and deploy this function, see docs/lambda.md."
+        );
+        return ExitCode::from(ERROR);
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(ERROR);
+        }
+    };
+    let state = match runtime.block_on(cold_start()) {
+        Ok(state) => state,
+        Err(e) => {
+            let message = format!("{e:#}");
+            error!(error = %message, "cold start failed; no event is taken");
+            report_init_error(&runtime_api.to_string_lossy(), &message);
+            return ExitCode::from(ERROR);
+        }
+    };
+    // The state lives as long as the process (a warm container reuses it).
+    let state: &'static State = Box::leak(Box::new(state));
+    let result = runtime.block_on(lambda_runtime::run(lambda_runtime::service_fn(
+        move |event| handler::handle(state, event),
+    )));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "the Lambda runtime stopped");
+            ExitCode::from(ERROR)
+        }
+    }
+}
+
+/// JSON lines on stdout, which Lambda sends to CloudWatch Logs (one event per line, so
+/// Logs Insights sees the fields). `RUST_LOG` overrides the level.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,lambda_runtime=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Reads and checks everything an invocation needs, once per container.
+async fn cold_start() -> Result<State> {
+    let config = Config::from_env(|name| std::env::var(name).ok()).map_err(|errors| {
+        anyhow::anyhow!(
+            "invalid configuration ({} problem(s)): {}",
+            errors.len(),
+            errors.join("; ")
+        )
+    })?;
+    let options = AwsOptions {
+        endpoint_url: config.endpoint_url.clone(),
+        ..AwsOptions::default()
+    };
+    let factory = ClientFactory::new(&options).await;
+    let baseline = load_baseline(&factory, &config.baseline)
+        .await
+        .with_context(|| format!("TRAILWARDEN_BASELINE={}", config.baseline))?;
+    if baseline.accounts.is_empty() {
+        bail!(
+            "TRAILWARDEN_BASELINE={}: the baseline declares no account",
+            config.baseline
+        );
+    }
+    let rules = trailwarden::rules_cmd::load(&RulesSource {
+        rules: config.rules.iter().cloned().collect(),
+        built_in: true,
+    })
+    .with_context(|| match &config.rules {
+        Some(dir) => format!("TRAILWARDEN_RULES={}", dir.display()),
+        None => "the built-in rule pack".to_owned(),
+    })?;
+    let journal = Journal::open(&config.state)
+        .with_context(|| format!("TRAILWARDEN_STATE={}", config.state.display()))?;
+
+    let caller = factory.caller();
+    let identity = caller
+        .sts(factory.home_region())
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the function's role cannot call sts:GetCallerIdentity ({})",
+                trailwarden_aws::sdk::sts::error::DisplayErrorContext(e)
+            )
+        })?;
+    let own_account: AccountId = identity
+        .account()
+        .unwrap_or_default()
+        .parse()
+        .context("sts:GetCallerIdentity returned no account id")?;
+    let principal = identity.arn().unwrap_or_default().to_owned();
+
+    if config.role_name.is_none() && baseline.account(&own_account).is_none() {
+        bail!(
+            "TRAILWARDEN_BASELINE={}: the function runs in account {own_account}, which the baseline does not declare (it has {}); \
+             capture this account too, or set TRAILWARDEN_ROLE_NAME to guard the baseline's accounts from here",
+            config.baseline,
+            baseline
+                .accounts
+                .iter()
+                .map(|a| a.account.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    // The execution role's session is the function's name; trailwarden recognises its own
+    // calls (and never treats them as an attack) by the `trailwarden-` session prefix.
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    if config.role_name.is_none() && !trailwarden::guard::is_own_call(&principal) {
+        warn!(function = %function, principal = %principal,
+            "the function's own restore calls will not be recognised as trailwarden's: name the function trailwarden-<something> (its role session name is the function name)");
+    }
+    info!(
+        account = %own_account,
+        principal = %principal,
+        baseline = %config.baseline,
+        baseline_accounts = baseline.accounts.len(),
+        remediate = config.remediate,
+        role_name = config.role_name.as_deref().unwrap_or("-"),
+        regions = %match &config.regions {
+            RegionSelection::AllEnabled => "all".to_owned(),
+            RegionSelection::List(list) => list.join(","),
+        },
+        rules = rules.len(),
+        state = %config.state.display(),
+        endpoint = config.endpoint_url.as_deref().unwrap_or("-"),
+        "ready"
+    );
+    Ok(State {
+        settings: GuardSettings {
+            remediate: config.remediate,
+            role_name: config.role_name.clone(),
+            sweep: Selection {
+                accounts: None,
+                role_name: config.role_name.clone(),
+                regions: config.regions.clone(),
+                concurrency: config.concurrency,
+            },
+            verify_attempts: config.verify_attempts,
+            // The forwarding rules are the security account's concern (`watch --event-bus-arn`).
+            forwarding: None,
+        },
+        sinks: Sinks::default(),
+        factory,
+        rules,
+        baseline,
+        journal,
+        metrics: Metrics::default(),
+    })
+}
+
+async fn load_baseline(factory: &ClientFactory, source: &BaselineSource) -> Result<Baseline> {
+    match source {
+        BaselineSource::File(path) => Ok(Baseline::load(path)?),
+        BaselineSource::S3 { bucket, key } => {
+            let caller = factory.caller();
+            let region =
+                trailwarden_aws::log_objects::bucket_region(&caller, factory.home_region(), bucket)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+            let bytes = trailwarden_aws::log_objects::fetch(
+                &caller,
+                &region,
+                bucket,
+                key,
+                MAX_BASELINE_BYTES,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            let text = String::from_utf8(bytes).context("the baseline is not UTF-8 text")?;
+            Ok(Baseline::from_toml(&text, &source.to_string())?)
+        }
+    }
+}
+
+/// Tells the Runtime API why initialisation failed (Lambda shows it as the init error); the
+/// log line above has the same message. Best effort: the process exits either way.
+fn report_init_error(runtime_api: &str, message: &str) {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({"errorType": "Runtime.ConfigError", "errorMessage": message})
+        .to_string();
+    let Ok(mut stream) = std::net::TcpStream::connect(runtime_api) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let _ = write!(
+        stream,
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {runtime_api}\r\n\
+         Lambda-Runtime-Function-Error-Type: Runtime.ConfigError\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut answer = [0u8; 256];
+    let _ = stream.read(&mut answer);
+}
