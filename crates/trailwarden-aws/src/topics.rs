@@ -6,8 +6,9 @@ use crate::failure::describe_call_failure;
 /// The topic's region, from its ARN (`arn:aws:sns:<region>:<account>:<name>`).
 pub fn topic_region(topic_arn: &str) -> Option<&str> {
     let parts: Vec<&str> = topic_arn.split(':').collect();
+    // `then`, not `then_some`: the index must not be evaluated for a short value.
     (parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[3].is_empty())
-        .then_some(parts[3])
+        .then(|| parts[3])
 }
 
 /// Publishes `message` (with an e-mail `subject`, cut to SNS's 100 characters) to the topic.
