@@ -114,24 +114,6 @@ pub async fn delete_batch(
     }
 }
 
-/// Deletes a handled message.
-pub async fn delete(
-    account: &AccountConfig,
-    region: &str,
-    url: &str,
-    receipt_handle: &str,
-) -> Result<(), String> {
-    account
-        .sqs(region)
-        .delete_message()
-        .queue_url(url)
-        .receipt_handle(receipt_handle)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| describe_call_failure(&e, region, "sqs:DeleteMessage"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,11 @@
 
 use crate::args::{DeployArgs, Format, GlobalArgs};
 use crate::exit;
+use crate::forwarding_check::Forwarding;
 use crate::output::{self, print, table};
 use crate::progress::Progress;
 use crate::{rules_cmd, targets};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 use trailwarden_aws::ClientFactory;
@@ -24,22 +25,21 @@ struct Row {
 
 pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &DeployArgs) -> Result<u8> {
     let rules = rules_cmd::load(&args.source)?;
-    let forwarded = rules.forwarded_events();
-    let pattern = forwarded.event_pattern();
-    if !forwarded.complete {
+    if !rules.forwarded_events().complete {
         eprintln!(
             "note: some rules are not restricted by eventName (e.g. omitted request parameters); \
              the forwarding pattern cannot cover them — they apply to log files (`scan`) and sweeps"
         );
     }
-    if !args.event_bus_arn.starts_with("arn:") || !args.event_bus_arn.contains(":event-bus/") {
-        bail!(
-            "--event-bus-arn {:?} is not an EventBridge bus ARN (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)",
-            args.event_bus_arn
-        );
-    }
+    // The same rule `audit --event-bus-arn` and `watch --event-bus-arn` check against.
+    let forwarding = Forwarding::new(
+        &rules,
+        &args.event_bus_arn,
+        args.forwarder_role_name.clone(),
+    )?;
+    let pattern = &forwarding.pattern;
     if let Some(dir) = &args.cloudformation {
-        write_templates(dir, &pattern, args)?;
+        write_templates(dir, pattern, args)?;
         print(&format!(
             "wrote {}/member-forwarding.json (StackSet for every member account and region) and {}/security-queue.json (the security account)\n",
             dir.display(),
@@ -47,27 +47,12 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &DeployArgs) -> 
         ))?;
         return Ok(exit::OK);
     }
-    let bus_region = args
-        .event_bus_arn
-        .split(':')
-        .nth(3)
-        .unwrap_or_default()
-        .to_owned();
     let selection = targets::selection(g, None);
     let progress = Progress::with_unit(g.quiet, "deploying forwarding rules", 0, "regions");
     let resolution = targets::resolve(factory, &selection, &progress).await?;
     let mut gaps: Vec<Gap> = resolution.gaps;
     let cells: usize = resolution.accounts.iter().map(|a| a.regions.len()).sum();
     progress.add_work(cells as u64);
-    let role_of = |account: &str, region: &str| {
-        (region != bus_region)
-            .then(|| {
-                args.forwarder_role_name
-                    .as_ref()
-                    .map(|name| format!("arn:aws:iam::{account}:role/{name}"))
-            })
-            .flatten()
-    };
     let results = for_each_region(
         &resolution.accounts,
         usize::from(g.concurrency),
@@ -76,7 +61,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &DeployArgs) -> 
             let pattern = pattern.clone();
             let bus = args.event_bus_arn.clone();
             let apply = args.apply;
-            let role = role_of(account.id.as_str(), &region);
+            let role = forwarding.role_for(&account.id, &region);
             async move {
                 if apply {
                     forwarding::ensure(account, &region, &pattern, &bus, role.as_deref())

@@ -47,7 +47,8 @@ impl Forwarding {
         self.bus_arn.split(':').nth(3).unwrap_or_default()
     }
 
-    fn role_for(&self, account: &AccountId, region: &str) -> Option<String> {
+    /// The role EventBridge passes events with: only for a bus in another region.
+    pub fn role_for(&self, account: &AccountId, region: &str) -> Option<String> {
         if region == self.bus_region() {
             return None;
         }
