@@ -53,28 +53,64 @@ const BAD_CREDENTIALS: &[&str] = &[
     "MissingAuthenticationToken",
 ];
 
-/// One line for a failed call made outside any account fan-out (a bucket, a queue):
-/// `service:Operation failed (kind, Code): message`.
-pub fn describe_call_failure<E>(
-    err: &SdkError<E, HttpResponse>,
-    region: &str,
-    operation: &str,
-) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let gap = gap_from_sdk(
-        err,
-        &AccountId::as_recorded("-"),
-        Some(region),
-        operation,
-        GapScope::Region,
-    );
-    let code = gap.code.map(|c| format!(", {c}")).unwrap_or_default();
-    format!(
-        "{} failed ({}{code}): {}",
-        gap.operation, gap.kind, gap.message
-    )
+/// A call made outside any account fan-out (a bucket, an object, a queue, a topic) that
+/// failed: what it was about, and the failure classified like a [`Gap`] when AWS answered (or
+/// could not be reached). Displays as `subject: service:Operation failed (kind, Code): message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{subject}: {detail}")]
+pub struct CallError {
+    /// `bucket b (region r)`, `queue URL`, `topic ARN`, ...
+    pub subject: String,
+    /// The failure's kind; `None` for a local failure (a body that could not be read, a file
+    /// that could not be written, an object over the size limit).
+    pub kind: Option<GapKind>,
+    pub code: Option<String>,
+    pub detail: String,
+}
+
+impl CallError {
+    /// A failed AWS call of `operation` in `region`.
+    pub fn from_sdk<E>(
+        err: &SdkError<E, HttpResponse>,
+        subject: impl Into<String>,
+        region: &str,
+        operation: &str,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let gap = gap_from_sdk(
+            err,
+            &AccountId::as_recorded("-"),
+            Some(region),
+            operation,
+            GapScope::Region,
+        );
+        let code = gap
+            .code
+            .as_deref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
+        Self {
+            subject: subject.into(),
+            kind: Some(gap.kind),
+            detail: format!(
+                "{} failed ({}{code}): {}",
+                gap.operation, gap.kind, gap.message
+            ),
+            code: gap.code,
+        }
+    }
+
+    /// A failure on this side of the call.
+    pub fn local(subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            kind: None,
+            code: None,
+            detail: detail.into(),
+        }
+    }
 }
 
 /// Classifies an SDK error into a [`Gap`] for `account` (and `region`, if the call was

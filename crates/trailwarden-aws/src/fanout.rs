@@ -38,6 +38,10 @@ pub struct Account {
 pub struct Resolution {
     pub accounts: Vec<Account>,
     pub gaps: Vec<Gap>,
+    /// Regions named in the selection that are not enabled for an account: nothing can
+    /// happen there (no call succeeds in a disabled region), so they are no gap; reported so
+    /// that a typo or a region enabled later does not go unnoticed.
+    pub not_enabled: Vec<Gap>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +85,7 @@ pub async fn resolve(
         match finish_account(id, arn, clients, &home, &selection.regions).await {
             Ok((account, gaps)) => {
                 resolution.accounts.push(account);
-                resolution.gaps.extend(gaps);
+                resolution.not_enabled.extend(gaps);
             }
             Err(gap) => resolution.gaps.push(gap),
         }
@@ -138,6 +142,11 @@ pub async fn resolve(
             Err(gap) => resolution.gaps.push(gap),
         }
     }
+    let (not_enabled, gaps) = std::mem::take(&mut resolution.gaps)
+        .into_iter()
+        .partition(|g| g.kind == GapKind::RegionNotEnabled);
+    resolution.gaps = gaps;
+    resolution.not_enabled = not_enabled;
     resolution.accounts.sort_by(|a, b| a.id.cmp(&b.id));
     resolution.gaps.sort_by(|a, b| {
         (&a.account, &a.region, &a.operation).cmp(&(&b.account, &b.region, &b.operation))
@@ -180,7 +189,7 @@ async fn finish_account(
                         kind: GapKind::RegionNotEnabled,
                         code: None,
                         message: format!(
-                            "region {region} is not enabled for this account (or does not exist in partition {partition}); enabled: {}",
+                            "region {region} is not enabled for this account, or does not exist in partition {partition} (nothing can happen there); enabled: {}",
                             enabled.join(",")
                         ),
                     });

@@ -10,6 +10,14 @@
 //! This crate must not decide what is good or bad (that is the rules' and the engine's job) and
 //! must not print: it returns data and gaps.
 
+// A library returns errors and data: it neither panics on input nor prints.
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod client;
 mod failure;
 pub mod fanout;
@@ -23,7 +31,7 @@ pub mod trails;
 
 pub use aws_credential_types::Credentials;
 pub use client::{AccountConfig, AwsOptions, ClientFactory, SESSION_NAME_PREFIX};
-pub use failure::{GapScope, gap_from_sdk};
+pub use failure::{CallError, GapScope, gap_from_sdk};
 
 /// The SDK service crates, for dev tooling (the lab, tests) that must make raw calls through
 /// this crate's clients instead of depending on the SDK itself.

@@ -2,7 +2,7 @@
 //! (pruned by the AWSLogs key layout before anything is downloaded), and fetch them.
 
 use crate::client::AccountConfig;
-use crate::failure::describe_call_failure;
+use crate::failure::CallError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -44,13 +44,15 @@ fn describe<E>(
     bucket: &str,
     region: &str,
     operation: &str,
-) -> String
+) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    format!(
-        "bucket {bucket} (region {region}): {}",
-        describe_call_failure(err, region, operation)
+    CallError::from_sdk(
+        err,
+        format!("bucket {bucket} (region {region})"),
+        region,
+        operation,
     )
 }
 
@@ -59,7 +61,7 @@ pub async fn bucket_region(
     account: &AccountConfig,
     home_region: &str,
     bucket: &str,
-) -> Result<String, String> {
+) -> Result<String, CallError> {
     let out = account
         .s3(home_region)
         .get_bucket_location()
@@ -81,7 +83,7 @@ pub async fn list_log_objects(
     region: &str,
     location: &S3Location,
     filter: &KeyFilter,
-) -> Result<Vec<LogObject>, String> {
+) -> Result<Vec<LogObject>, CallError> {
     let client = account.s3(region);
     let base = location.prefix.as_str();
     let above_awslogs = !base.contains("AWSLogs");
@@ -140,7 +142,7 @@ async fn list_folders(
     bucket: &str,
     region: &str,
     prefix: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, CallError> {
     let mut folders = Vec::new();
     let mut pages = client
         .list_objects_v2()
@@ -167,7 +169,8 @@ pub async fn fetch(
     bucket: &str,
     key: &str,
     max_bytes: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, CallError> {
+    let subject = || format!("bucket {bucket} (region {region})");
     let out = account
         .s3(region)
         .get_object()
@@ -178,15 +181,16 @@ pub async fn fetch(
         .map_err(|e| describe(&e, bucket, region, "s3:GetObject"))?;
     let length = u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0);
     if length > max_bytes {
-        return Err(format!(
-            "{length} bytes, over the limit of {max_bytes}; skipped"
+        return Err(CallError::local(
+            subject(),
+            format!("{length} bytes, over the limit of {max_bytes}; skipped"),
         ));
     }
     out.body
         .collect()
         .await
         .map(|data| data.into_bytes().to_vec())
-        .map_err(|e| format!("reading the body failed: {e}"))
+        .map_err(|e| CallError::local(subject(), format!("reading the body failed: {e}")))
 }
 
 /// Downloads one object into `path`, chunk by chunk (for objects too large to hold).
@@ -196,8 +200,9 @@ pub async fn fetch_to_file(
     bucket: &str,
     key: &str,
     path: &std::path::Path,
-) -> Result<(), String> {
+) -> Result<(), CallError> {
     use std::io::Write;
+    let subject = || format!("bucket {bucket} (region {region})");
     let out = account
         .s3(region)
         .get_object()
@@ -206,16 +211,18 @@ pub async fn fetch_to_file(
         .send()
         .await
         .map_err(|e| describe(&e, bucket, region, "s3:GetObject"))?;
-    let mut file = std::fs::File::create(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut file = std::fs::File::create(path).map_err(|e| {
+        CallError::local(subject(), format!("cannot create {}: {e}", path.display()))
+    })?;
     let mut body = out.body;
     while let Some(chunk) = body
         .try_next()
         .await
-        .map_err(|e| format!("reading the body failed: {e}"))?
+        .map_err(|e| CallError::local(subject(), format!("reading the body failed: {e}")))?
     {
-        file.write_all(&chunk)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        file.write_all(&chunk).map_err(|e| {
+            CallError::local(subject(), format!("cannot write {}: {e}", path.display()))
+        })?;
     }
     Ok(())
 }

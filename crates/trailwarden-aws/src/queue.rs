@@ -1,7 +1,7 @@
 //! The central SQS queue `watch` consumes: long-poll receive, delete after handling.
 
 use crate::client::AccountConfig;
-use crate::failure::describe_call_failure;
+use crate::failure::CallError;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 /// One received message.
@@ -33,7 +33,7 @@ pub async fn receive(
     region: &str,
     url: &str,
     wait_seconds: i32,
-) -> Result<Vec<Message>, String> {
+) -> Result<Vec<Message>, CallError> {
     let out = account
         .sqs(region)
         .receive_message()
@@ -43,7 +43,9 @@ pub async fn receive(
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await
-        .map_err(|e| describe_call_failure(&e, region, "sqs:ReceiveMessage"))?;
+        .map_err(|e| {
+            CallError::from_sdk(&e, format!("queue {url}"), region, "sqs:ReceiveMessage")
+        })?;
     Ok(out
         .messages()
         .iter()
@@ -105,7 +107,9 @@ pub async fn delete_batch(
             })
             .collect(),
         Err(e) => {
-            let why = describe_call_failure(&e, region, "sqs:DeleteMessageBatch");
+            let why =
+                CallError::from_sdk(&e, format!("queue {url}"), region, "sqs:DeleteMessageBatch")
+                    .to_string();
             messages
                 .iter()
                 .map(|m| (m.id.clone(), why.clone()))

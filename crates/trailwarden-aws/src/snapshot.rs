@@ -7,13 +7,12 @@
 
 use crate::failure::{GapScope, gap_from_sdk};
 use crate::fanout::{Account, for_each_region};
-use crate::trails::describe_trails;
+use crate::trails::{describe_trails, trail_status};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_model::trail::{TrailView, fold_shadows};
 use trailwarden_posture::snapshot::{
@@ -93,7 +92,9 @@ pub async fn snapshot_accounts(
             }
         };
         out.gaps.extend(gaps);
-        let snapshot = snapshots.get_mut(&target.account).expect("known account");
+        let Some(snapshot) = snapshots.get_mut(&target.account) else {
+            continue;
+        };
         if let Some(trails) = trails {
             snapshot.regions.push(target.region.clone());
             views
@@ -125,11 +126,9 @@ pub async fn snapshot_accounts(
         .await;
     for (account, trail, gaps) in read {
         out.gaps.extend(gaps);
-        snapshots
-            .get_mut(&account)
-            .expect("known account")
-            .trails
-            .push(trail);
+        if let Some(snapshot) = snapshots.get_mut(&account) {
+            snapshot.trails.push(trail);
+        }
     }
 
     // Phase 3: the buckets, keys and log groups the account's own trails use.
@@ -168,7 +167,9 @@ pub async fn snapshot_accounts(
         .collect()
         .await;
     for (account, state) in read {
-        let snapshot = snapshots.get_mut(&account).expect("known account");
+        let Some(snapshot) = snapshots.get_mut(&account) else {
+            continue;
+        };
         match state {
             Ok(ResourceState::Bucket(b)) => snapshot.buckets.push(b),
             Ok(ResourceState::Key(k)) => snapshot.keys.push(k),
@@ -270,15 +271,13 @@ async fn read_guardduty(account: &Account, region: &str) -> Result<Option<Detect
         .await
         .map_err(|e| gap(&e, account, region, "guardduty:GetDetector"))?;
     let mut filters = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_filters()
-            .detector_id(id)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| gap(&e, account, region, "guardduty:ListFilters"))?;
+    let mut pages = client
+        .list_filters()
+        .detector_id(id)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| gap(&e, account, region, "guardduty:ListFilters"))?;
         for name in page.filter_names() {
             let filter = match client
                 .get_filter()
@@ -309,25 +308,16 @@ async fn read_guardduty(account: &Account, region: &str) -> Result<Option<Detect
                     .unwrap_or_default(),
             });
         }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
     }
     filters.sort();
     let mut ip_sets = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_ip_sets()
-            .detector_id(id)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| gap(&e, account, region, "guardduty:ListIPSets"))?;
+    let mut pages = client
+        .list_ip_sets()
+        .detector_id(id)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| gap(&e, account, region, "guardduty:ListIPSets"))?;
         for set_id in page.ip_set_ids() {
             let set = client
                 .get_ip_set()
@@ -345,13 +335,6 @@ async fn read_guardduty(account: &Account, region: &str) -> Result<Option<Detect
                     .map(|s| s.as_str().to_owned())
                     .unwrap_or_default(),
             });
-        }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            break;
         }
     }
     ip_sets.sort();
@@ -416,14 +399,9 @@ async fn read_config(account: &Account, region: &str) -> Result<Option<ConfigRec
 async fn read_flow_logs(account: &Account, region: &str) -> Result<Vec<FlowLog>> {
     let client = account.clients.ec2(region);
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .describe_flow_logs()
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| gap(&e, account, region, "ec2:DescribeFlowLogs"))?;
+    let mut pages = client.describe_flow_logs().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| gap(&e, account, region, "ec2:DescribeFlowLogs"))?;
         for f in page.flow_logs() {
             out.push(FlowLog {
                 id: f.flow_log_id().unwrap_or_default().to_owned(),
@@ -437,13 +415,6 @@ async fn read_flow_logs(account: &Account, region: &str) -> Result<Vec<FlowLog>>
                 deliver_logs_role_arn: f.deliver_logs_permission_arn().map(str::to_owned),
                 status: f.flow_log_status().map(str::to_owned),
             });
-        }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            break;
         }
     }
     out.sort();
@@ -459,36 +430,26 @@ async fn read_trail(account: &Account, view: TrailView) -> (TrailSnapshot, Vec<G
     let mut gaps = Vec::new();
     let mut unread = Vec::new();
 
-    let (logging, delivery) = match client.get_trail_status().name(&view.arn).send().await {
+    let (logging, delivery) = match trail_status(account, &view).await {
         Ok(s) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            let delivered = s.latest_delivery_time();
+            let age = s
+                .latest_delivery_time
+                .as_deref()
+                .and_then(trailwarden_model::clock::parse_rfc3339)
+                .map(|t| trailwarden_model::clock::now().saturating_sub(t));
             (
-                s.is_logging().unwrap_or(false),
+                s.is_logging,
                 Some(Delivery {
-                    latest_delivery_error: s
-                        .latest_delivery_error()
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_owned),
-                    latest_delivery_time: delivered
-                        .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
-                    latest_cloudwatch_logs_delivery_error: s
-                        .latest_cloud_watch_logs_delivery_error()
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_owned),
-                    latest_notification_error: s
-                        .latest_notification_error()
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_owned),
-                    latest_delivery_age_seconds: delivered.map(|t| (now - t.secs()).max(0) as u64),
+                    latest_delivery_error: s.latest_delivery_error,
+                    latest_delivery_time: s.latest_delivery_time,
+                    latest_cloudwatch_logs_delivery_error: s.latest_cloudwatch_logs_delivery_error,
+                    latest_notification_error: s.latest_notification_error,
+                    latest_delivery_age_seconds: age,
                 }),
             )
         }
-        Err(e) => {
-            gaps.push(trail_gap(&e, account, &view, "cloudtrail:GetTrailStatus"));
+        Err(gap) => {
+            gaps.push(gap);
             unread.push("status".to_owned());
             (false, None)
         }
@@ -867,10 +828,7 @@ where
 
 /// The region in an ARN, or the home region for a bare key id.
 fn arn_region<'a>(arn: &'a str, fallback: &'a str) -> &'a str {
-    arn.split(':')
-        .nth(3)
-        .filter(|r| !r.is_empty())
-        .unwrap_or(fallback)
+    trailwarden_model::target::region_of_arn(arn).unwrap_or(fallback)
 }
 
 async fn read_key(account: &Account, key: &str) -> Result<KeySnapshot> {
@@ -937,7 +895,7 @@ async fn read_key(account: &Account, key: &str) -> Result<KeySnapshot> {
 fn log_group_name(arn: &str) -> Option<(&str, &str)> {
     let rest = arn.split_once(":log-group:")?.1;
     let name = rest.strip_suffix(":*").unwrap_or(rest);
-    Some((arn.split(':').nth(3)?, name))
+    Some((trailwarden_model::target::region_of_arn(arn)?, name))
 }
 
 async fn read_log_group(account: &Account, arn: &str) -> Result<LogGroupSnapshot> {

@@ -1,7 +1,7 @@
 //! SNS topics `watch` notifies: publish one message.
 
 use crate::client::AccountConfig;
-use crate::failure::describe_call_failure;
+use crate::failure::CallError;
 
 /// The topic's region, from its ARN (`arn:aws:sns:<region>:<account>:<name>`).
 pub fn topic_region(topic_arn: &str) -> Option<&str> {
@@ -17,9 +17,10 @@ pub async fn publish(
     topic_arn: &str,
     subject: &str,
     message: &str,
-) -> Result<(), String> {
+) -> Result<(), CallError> {
+    let subject_of = || format!("topic {topic_arn}");
     let region = topic_region(topic_arn)
-        .ok_or_else(|| format!("{topic_arn}: not an SNS topic ARN"))?
+        .ok_or_else(|| CallError::local(subject_of(), "not an SNS topic ARN"))?
         .to_owned();
     // SNS subjects: printable ASCII without line breaks, at most 100 characters.
     let subject: String = subject
@@ -36,7 +37,7 @@ pub async fn publish(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| describe_call_failure(&e, &region, "sns:Publish"))
+        .map_err(|e| CallError::from_sdk(&e, subject_of(), &region, "sns:Publish"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use crate::failure::{GapScope, gap_from_sdk};
 use crate::fanout::{Account, for_each_region};
 use futures::StreamExt;
 use std::collections::BTreeMap;
-use trailwarden_model::target::{AccountId, Gap, Target};
+use trailwarden_model::target::{AccountId, Gap, Target, region_of_arn};
 use trailwarden_model::trail::{Trail, TrailStatus, TrailView, fold_shadows};
 
 /// Every trail of the given accounts, with status, and what could not be read.
@@ -64,21 +64,19 @@ pub async fn inventory(
         .collect();
 
     let statuses: Vec<(usize, Result<TrailStatus, Gap>)> =
-        futures::stream::iter(trails.iter().enumerate())
-            .map(|(index, trail)| {
-                let account = accounts
-                    .iter()
-                    .find(|a| a.id == trail.account)
-                    .expect("trails come from these accounts");
-                async move {
-                    let status = trail_status(account, &trail.view).await;
-                    on_step(Step::Status);
-                    (index, status)
-                }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+        futures::stream::iter(trails.iter().enumerate().filter_map(|(index, trail)| {
+            // Every trail was read from one of `accounts`.
+            let account = accounts.iter().find(|a| a.id == trail.account)?;
+            Some((index, trail, account))
+        }))
+        .map(|(index, trail, account)| async move {
+            let status = trail_status(account, &trail.view).await;
+            on_step(Step::Status);
+            (index, status)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
     for (index, status) in statuses {
         match status {
             Ok(status) => trails[index].status = Some(status),
@@ -163,18 +161,16 @@ pub async fn trail_status(account: &Account, trail: &TrailView) -> Result<TrailS
     let time = |t: Option<&aws_smithy_types::DateTime>| {
         t.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
     };
+    let error = |e: Option<&str>| e.filter(|e| !e.is_empty()).map(str::to_owned);
     Ok(TrailStatus {
         is_logging: reply.is_logging().unwrap_or(false),
-        latest_delivery_error: reply
-            .latest_delivery_error()
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned),
+        latest_delivery_error: error(reply.latest_delivery_error()),
         latest_delivery_time: time(reply.latest_delivery_time()),
         start_logging_time: time(reply.start_logging_time()),
         stop_logging_time: time(reply.stop_logging_time()),
+        latest_cloudwatch_logs_delivery_error: error(
+            reply.latest_cloud_watch_logs_delivery_error(),
+        ),
+        latest_notification_error: error(reply.latest_notification_error()),
     })
-}
-
-fn region_of_arn(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| !r.is_empty())
 }

@@ -5,7 +5,8 @@
 use crate::journal::Detection;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use trailwarden_model::finding::parse_rfc3339;
+use trailwarden_model::clock::parse_rfc3339;
+use trailwarden_model::outcome::Outcome;
 
 /// Detections of one actor separated by more than this start a new incident.
 pub const DEFAULT_GAP_SECONDS: u64 = 3600;
@@ -80,7 +81,9 @@ pub fn group(detections: &[Detection], gap_seconds: u64) -> Vec<Incident> {
                 timeline: Vec::new(),
             });
         }
-        let incident = incidents.last_mut().expect("pushed above");
+        let Some(incident) = incidents.last_mut() else {
+            continue;
+        };
         incident.access_keys.extend(d.access_key.clone());
         incident.source_ips.extend(d.source_ip.clone());
         incident.accounts.insert(d.account.clone());
@@ -89,8 +92,8 @@ pub fn group(detections: &[Detection], gap_seconds: u64) -> Vec<Incident> {
         if severity_rank(&d.severity) > severity_rank(&incident.severity) {
             incident.severity = d.severity.clone();
         }
-        incident.restored += usize::from(d.outcome == "restored");
-        incident.failed_attempts += usize::from(d.outcome == "failed attempt");
+        incident.restored += usize::from(d.outcome == Outcome::Restored);
+        incident.failed_attempts += usize::from(d.outcome == Outcome::FailedAttempt);
         incident.timeline.push(d.clone());
         last = Some((actor, time));
     }
@@ -114,7 +117,7 @@ mod tests {
             actor: Some(actor.into()),
             access_key: Some("ASIA1".into()),
             source_ip: Some("203.0.113.7".into()),
-            outcome: outcome.into(),
+            outcome: outcome.parse().unwrap(),
             title: rule.into(),
         }
     }

@@ -23,6 +23,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+use trailwarden_model::finding::Finding;
+use trailwarden_model::outcome::Outcome;
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -112,7 +114,7 @@ pub struct PendingNotification {
     pub attempts: u32,
 }
 
-/// A finding raised by an event, as `watch` stored it.
+/// A finding the responder detected (from an event or a sweep), and what it did about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Detection {
     pub event_time: String,
@@ -126,15 +128,39 @@ pub struct Detection {
     pub actor: Option<String>,
     pub access_key: Option<String>,
     pub source_ip: Option<String>,
-    /// What `watch` did: restored, failed attempt, trailwarden's own call, detect only, ...
-    pub outcome: String,
+    /// What the responder did about it.
+    pub outcome: Outcome,
     pub title: String,
 }
 
-/// What happened to one action.
+impl Detection {
+    /// The detection of `finding`, with what was done about it; `now` (RFC 3339) stands for
+    /// the event time of a finding no event raised (a sweep's).
+    pub fn new(finding: &Finding, outcome: Outcome, now: &str) -> Self {
+        let event = finding.event.as_ref();
+        Self {
+            event_time: event
+                .and_then(|e| e.event_time.clone())
+                .unwrap_or_else(|| now.to_owned()),
+            account: finding.account.to_string(),
+            region: finding.region.clone(),
+            rule_id: finding.rule_id.clone(),
+            severity: finding.severity.to_string(),
+            event_id: event.and_then(|e| e.event_id.clone()),
+            event_name: event.and_then(|e| e.event_name.clone()),
+            actor: event.and_then(|e| e.actor.principal_arn.clone()),
+            access_key: event.and_then(|e| e.actor.access_key_id.clone()),
+            source_ip: event.and_then(|e| e.actor.source_ip.clone()),
+            outcome,
+            title: finding.title.clone(),
+        }
+    }
+}
+
+/// What happened to one action (one step of a restore, or its verification).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum StepOutcome {
     /// The call was made and succeeded.
     Applied,
     /// The call was made and failed; [`Entry::error`] says why.
@@ -147,8 +173,8 @@ pub enum Outcome {
     NotRestored,
 }
 
-impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+impl StepOutcome {
+    pub const ALL: [StepOutcome; 5] = [
         Self::Applied,
         Self::Failed,
         Self::Skipped,
@@ -168,18 +194,18 @@ impl Outcome {
     }
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for StepOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// The text is not one of the [`Outcome`] names.
+/// The text is not one of the [`StepOutcome`] names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not an outcome (applied, failed, skipped, verified, notrestored)")]
 pub struct OutcomeParseError(pub String);
 
-impl FromStr for Outcome {
+impl FromStr for StepOutcome {
     type Err = OutcomeParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
@@ -189,13 +215,13 @@ impl FromStr for Outcome {
     }
 }
 
-impl ToSql for Outcome {
+impl ToSql for StepOutcome {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(self.as_str().into())
     }
 }
 
-impl FromSql for Outcome {
+impl FromSql for StepOutcome {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         value
             .as_str()?
@@ -220,10 +246,10 @@ pub struct NewEntry {
     pub call: String,
     /// The call's parameters. Must not hold secrets: see the module docs.
     pub parameters: serde_json::Value,
-    pub outcome: Outcome,
-    /// Why the call failed, for [`Outcome::Failed`] and [`Outcome::NotRestored`].
+    pub outcome: StepOutcome,
+    /// Why the call failed, for [`StepOutcome::Failed`] and [`StepOutcome::NotRestored`].
     pub error: Option<String>,
-    /// The rule id of the finding this action answers, e.g. `trail.logging-stopped`.
+    /// The rule id of the finding this action answers, e.g. `trail-logging-stopped`.
     pub finding: Option<String>,
 }
 
@@ -239,7 +265,7 @@ pub struct Entry {
     pub resource: String,
     pub call: String,
     pub parameters: serde_json::Value,
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
     pub error: Option<String>,
     pub finding: Option<String>,
 }
@@ -443,8 +469,9 @@ impl Journal {
         &self,
         event_id: &str,
         time: &str,
-        outcome: &str,
+        outcome: Option<Outcome>,
     ) -> Result<(), JournalError> {
+        let outcome = outcome.map_or("no-finding", Outcome::as_str);
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO events (event_id, time, outcome) VALUES (?1, ?2, ?3)",
@@ -473,13 +500,13 @@ impl Journal {
                 .optional()
                 .map_err(|e| self.sql(e))?;
             match existing {
-                Some(outcome) if outcome == d.outcome => return Ok(false),
+                Some(outcome) if outcome == d.outcome.as_str() => return Ok(false),
                 Some(_) => {
                     return self
                         .conn
                         .execute(
                             "UPDATE detections SET outcome = ?3 WHERE event_id = ?1 AND rule_id = ?2",
-                            [event_id, &d.rule_id, &d.outcome],
+                            [event_id.as_str(), d.rule_id.as_str(), d.outcome.as_str()],
                         )
                         .map(|_| true)
                         .map_err(|e| self.sql(e));
@@ -503,7 +530,7 @@ impl Journal {
                     d.actor,
                     d.access_key,
                     d.source_ip,
-                    d.outcome,
+                    d.outcome.as_str(),
                     d.title
                 ],
             )
@@ -625,7 +652,13 @@ impl Journal {
                     actor: r.get(7)?,
                     access_key: r.get(8)?,
                     source_ip: r.get(9)?,
-                    outcome: r.get(10)?,
+                    outcome: r.get::<_, String>(10)?.parse().map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            10,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
                     title: r.get(11)?,
                 })
             })
@@ -868,14 +901,14 @@ mod tests {
 
     #[test]
     fn outcome_names_round_trip_through_text_and_serde() {
-        for outcome in Outcome::ALL {
-            assert_eq!(outcome.as_str().parse::<Outcome>(), Ok(outcome));
+        for outcome in StepOutcome::ALL {
+            assert_eq!(outcome.as_str().parse::<StepOutcome>(), Ok(outcome));
             assert_eq!(outcome.to_string(), outcome.as_str());
             assert_eq!(
                 serde_json::to_value(outcome).unwrap(),
                 json!(outcome.as_str())
             );
         }
-        assert!("Applied".parse::<Outcome>().is_err());
+        assert!("Applied".parse::<StepOutcome>().is_err());
     }
 }

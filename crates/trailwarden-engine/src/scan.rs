@@ -17,7 +17,8 @@ use std::io::{self, Read};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError, mpsc};
-use trailwarden_model::finding::{Finding, parse_rfc3339};
+use trailwarden_model::clock::parse_rfc3339;
+use trailwarden_model::finding::Finding;
 use trailwarden_records::{Item, ReadOptions, Shape, read_records_as};
 use trailwarden_rules::{RuleSet, event_finding};
 

@@ -4,7 +4,8 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use trailwarden_engine::journal::SCHEMA_VERSION;
-use trailwarden_engine::{Entry, Filter, Journal, JournalError, NewEntry, Outcome};
+use trailwarden_engine::{Entry, Filter, Journal, JournalError, NewEntry, StepOutcome};
+use trailwarden_model::outcome::Outcome;
 
 fn temp_db() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -21,7 +22,7 @@ fn entry(run_id: &str, time: &str, account: &str) -> NewEntry {
         resource: "arn:aws:cloudtrail:us-east-1:111111111111:trail/org".to_owned(),
         call: "cloudtrail:StartLogging".to_owned(),
         parameters: json!({"Name": "org"}),
-        outcome: Outcome::Applied,
+        outcome: StepOutcome::Applied,
         error: None,
         finding: None,
     }
@@ -74,13 +75,13 @@ fn every_field_round_trips() {
             "Nothing": null,
             "Unicode": "Zürich ✓ 'quoted' \"double\"",
         }),
-        outcome: Outcome::NotRestored,
+        outcome: StepOutcome::NotRestored,
         error: Some("AccessDenied: not authorized to perform PutEventSelectors".to_owned()),
         finding: Some("trail.selectors-narrowed".to_owned()),
     };
     let bare = NewEntry {
         parameters: json!({}),
-        outcome: Outcome::Skipped,
+        outcome: StepOutcome::Skipped,
         ..entry("run-7f3a", "2025-03-01T10:15:00Z", "222222222222")
     };
     let full_id = journal.record(&full).unwrap();
@@ -112,7 +113,7 @@ fn every_field_round_trips() {
 fn every_outcome_is_stored_and_read_back() {
     let (_dir, path) = temp_db();
     let journal = Journal::open(&path).unwrap();
-    for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+    for (i, outcome) in StepOutcome::ALL.into_iter().enumerate() {
         let time = format!("2025-01-01T00:00:0{i}Z");
         journal
             .record(&NewEntry {
@@ -146,8 +147,8 @@ fn entries_serialize_with_lowercase_outcomes() {
     let journal = Journal::open(&path).unwrap();
     let id = journal
         .record(&NewEntry {
-            outcome: Outcome::NotRestored,
-            finding: Some("trail.logging-stopped".to_owned()),
+            outcome: StepOutcome::NotRestored,
+            finding: Some("trail-logging-stopped".to_owned()),
             ..entry("r", "2025-01-01T00:00:00Z", "111111111111")
         })
         .unwrap();
@@ -155,7 +156,7 @@ fn entries_serialize_with_lowercase_outcomes() {
     assert_eq!(value["id"], json!(id));
     assert_eq!(value["outcome"], json!("notrestored"));
     assert_eq!(value["parameters"], json!({"Name": "org"}));
-    assert_eq!(value["finding"], json!("trail.logging-stopped"));
+    assert_eq!(value["finding"], json!("trail-logging-stopped"));
     assert_eq!(value["error"], json!(null));
 }
 
@@ -537,10 +538,10 @@ fn handled_events_are_remembered_across_opens() {
     let journal = Journal::open(&path).unwrap();
     assert!(!journal.event_handled("e-1").unwrap());
     journal
-        .mark_event_handled("e-1", "2026-11-28T10:00:00Z", "restored")
+        .mark_event_handled("e-1", "2026-11-28T10:00:00Z", Some(Outcome::Restored))
         .unwrap();
     journal
-        .mark_event_handled("e-1", "2026-11-28T10:00:01Z", "restored")
+        .mark_event_handled("e-1", "2026-11-28T10:00:01Z", Some(Outcome::Restored))
         .unwrap();
     drop(journal);
     let journal = Journal::open(&path).unwrap();
@@ -614,7 +615,7 @@ fn a_retried_detection_updates_its_outcome_instead_of_adding_a_row() {
         actor: Some("arn:aws:sts::111111111111:assumed-role/x/mallory".into()),
         access_key: None,
         source_ip: None,
-        outcome: outcome.into(),
+        outcome: outcome.parse().unwrap(),
         title: "CloudTrail logging stopped".into(),
     };
     assert!(
@@ -647,6 +648,6 @@ fn a_retried_detection_updates_its_outcome_instead_of_adding_a_row() {
     );
     let all = journal.detections(None).unwrap();
     assert_eq!(all.len(), 3);
-    assert_eq!(all[0].outcome, "restored");
+    assert_eq!(all[0].outcome, Outcome::Restored);
     assert_eq!(all[0].event_id.as_deref(), Some("e1"));
 }

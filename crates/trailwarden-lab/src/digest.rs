@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use trailwarden_aws::AccountConfig;
 use trailwarden_aws::sdk::cloudtrail::types::Trail;
-use trailwarden_model::finding::rfc3339;
+use trailwarden_model::clock::rfc3339;
 
 /// `digestSignatureAlgorithm`, and the `signature-algorithm` metadata.
 pub const SIGNATURE_ALGORITHM: &str = "SHA256withRSA";

@@ -322,7 +322,6 @@ impl Lab {
         Vec<trailwarden_aws::fanout::Account>,
         trailwarden_aws::snapshot::Snapshots,
     ) {
-        use trailwarden_aws::snapshot::{AlsoRead, snapshot_accounts};
         let factory = ClientFactory::new(&operator_options(&self.description.endpoint)).await;
         let selection = trailwarden_aws::fanout::Selection {
             accounts: Some(
@@ -336,20 +335,15 @@ impl Lab {
             regions: regions.clone(),
             concurrency: 16,
         };
-        let resolution = trailwarden_aws::fanout::resolve(&factory, &selection)
-            .await
-            .expect("the lab's operator can always resolve");
-        let also = baseline
-            .map(|b| {
-                b.accounts
-                    .iter()
-                    .map(|a| (a.account.clone(), AlsoRead::from_snapshot(a)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut snapshots = snapshot_accounts(&resolution.accounts, 16, &also, &|_| {}).await;
-        snapshots.gaps.extend(resolution.gaps);
-        (resolution.accounts, snapshots)
+        let state = trailwarden_engine::state::read_state(
+            &factory,
+            &selection,
+            baseline.map_or(&[][..], |b| &b.accounts),
+            &trailwarden_engine::state::no_progress,
+        )
+        .await
+        .expect("the lab's operator can always resolve");
+        (state.accounts, state.snapshots)
     }
 
     /// Performs a technique of [`attacks::TECHNIQUES`] against a member account.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use trailwarden_aws::{AccountConfig, ClientFactory};
-use trailwarden_model::finding::rfc3339;
+use trailwarden_model::clock::rfc3339;
 use trailwarden_moto::{Exchange, FaultProxy};
 
 /// The account moto gives keys it does not know (the lab operator's static keys).
@@ -223,7 +223,7 @@ async fn deliver(
                         .filter(|r| {
                             r["eventTime"]
                                 .as_str()
-                                .and_then(trailwarden_model::finding::parse_rfc3339)
+                                .and_then(trailwarden_model::clock::parse_rfc3339)
                                 .and_then(|t| i64::try_from(t).ok())
                                 .is_some_and(|t| window.contains(&t))
                         })

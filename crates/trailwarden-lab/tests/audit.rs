@@ -17,45 +17,45 @@ async fn read(lab: &Lab, regions: &RegionSelection, baseline: Option<&Snapshots>
 /// What each technique must produce against moto (and nothing else).
 fn expected(technique: &str) -> BTreeSet<&'static str> {
     let ids: &[&str] = match technique {
-        "stop-logging" => &["trail.logging-stopped"],
+        "stop-logging" => &["trail-logging-stopped"],
         // Refused: the state does not change.
         "denied-stop-logging" => &[],
-        "delete-trail" => &["trail.deleted"],
+        "delete-trail" => &["trail-deleted"],
         // AWS also turns global events off with A3; moto keeps the flag as it was.
-        "single-region" => &["trail.single-region"],
-        "no-global-events" => &["trail.global-events-off"],
-        "redirect-bucket" => &["trail.redirected"],
-        "attacker-kms-key" => &["trail.kms-key-changed"],
-        "validation-off" => &["trail.validation-off"],
-        "detach-cloudwatch" => &["trail.cloudwatch-logs-changed"],
+        "single-region" => &["trail-single-region"],
+        "no-global-events" => &["trail-global-events-off"],
+        "redirect-bucket" => &["trail-redirected"],
+        "attacker-kms-key" => &["trail-kms-key-changed"],
+        "validation-off" => &["trail-validation-off"],
+        "detach-cloudwatch" => &["trail-cloudwatch-logs-changed"],
         "minimize" => &[
-            "trail.single-region",
-            "trail.global-events-off",
-            "trail.validation-off",
-            "trail.kms-key-changed",
-            "trail.cloudwatch-logs-changed",
+            "trail-single-region",
+            "trail-global-events-off",
+            "trail-validation-off",
+            "trail-kms-key-changed",
+            "trail-cloudwatch-logs-changed",
         ],
         "exclude-management-events" | "read-only-management" => {
-            &["trail.management-events-excluded"]
+            &["trail-management-events-excluded"]
         }
-        "unexpected-trail" => &["trail.unexpected"],
-        "delete-bucket" => &["bucket.deleted"],
-        "bucket-policy-deny" => &["bucket.policy-blocks-cloudtrail", "bucket.policy-changed"],
-        "lifecycle-expiration" => &["bucket.lifecycle-expires-logs"],
-        "bucket-notification" => &["bucket.notification-added"],
-        "suspend-versioning" => &["bucket.versioning-suspended"],
-        "disable-key" => &["key.disabled"],
-        "schedule-key-deletion" => &["key.pending-deletion"],
-        "key-policy" => &["key.policy-changed"],
-        "delete-log-group" => &["log-group.deleted"],
-        "shorten-retention" => &["log-group.retention-shortened"],
-        "delete-metric-filter" => &["log-group.filters-changed"],
-        "disable-guardduty" => &["guardduty.detector-disabled"],
-        "guardduty-trusted-ip" => &["guardduty.trusted-ip-set-added"],
-        "guardduty-suppression-filter" => &["guardduty.suppression-filter-added"],
-        "delete-guardduty" => &["guardduty.detector-deleted"],
-        "stop-config" => &["config.recorder-stopped"],
-        "delete-flow-logs" => &["flow-logs.deleted"],
+        "unexpected-trail" => &["trail-unexpected"],
+        "delete-bucket" => &["bucket-deleted"],
+        "bucket-policy-deny" => &["bucket-policy-blocks-cloudtrail", "bucket-policy-changed"],
+        "lifecycle-expiration" => &["bucket-lifecycle-expires-logs"],
+        "bucket-notification" => &["bucket-notification-added"],
+        "suspend-versioning" => &["bucket-versioning-suspended"],
+        "disable-key" => &["kms-key-disabled"],
+        "schedule-key-deletion" => &["kms-key-pending-deletion"],
+        "key-policy" => &["kms-key-policy-changed"],
+        "delete-log-group" => &["cloudwatch-log-group-deleted"],
+        "shorten-retention" => &["cloudwatch-log-group-retention-shortened"],
+        "delete-metric-filter" => &["cloudwatch-log-group-filters-changed"],
+        "disable-guardduty" => &["detection-guardduty-detector-disabled"],
+        "guardduty-trusted-ip" => &["detection-guardduty-trusted-ip-set-added"],
+        "guardduty-suppression-filter" => &["detection-guardduty-suppression-filter-added"],
+        "delete-guardduty" => &["detection-guardduty-detector-deleted"],
+        "stop-config" => &["detection-config-recorder-stopped"],
+        "delete-flow-logs" => &["sources-vpc-flow-logs-deleted"],
         other => panic!("no expectation for technique {other}: add one"),
     };
     ids.iter().copied().collect()
@@ -215,7 +215,7 @@ async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_sta
         })
         .collect();
     assert_eq!(findings.len(), 1, "{findings:#?}");
-    assert_eq!(findings[0].rule_id, "trail.logging-stopped");
+    assert_eq!(findings[0].rule_id, "trail-logging-stopped");
     assert_eq!(findings[0].account.as_str(), "100000000001");
     assert_eq!(findings[0].region, "us-east-1");
     // The coverage matrix shows the blind regions all the same.
@@ -259,10 +259,10 @@ async fn a_combined_attack_on_one_account_is_found_whole() {
     assert_eq!(
         got,
         BTreeSet::from([
-            "trail.deleted",
-            "key.pending-deletion",
-            "log-group.deleted",
-            "bucket.lifecycle-expires-logs"
+            "trail-deleted",
+            "kms-key-pending-deletion",
+            "cloudwatch-log-group-deleted",
+            "bucket-lifecycle-expires-logs"
         ])
     );
 }

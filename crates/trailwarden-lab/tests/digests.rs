@@ -16,7 +16,7 @@ use trailwarden_aws::AccountConfig;
 use trailwarden_aws::sdk::cloudtrail::types::Tag;
 use trailwarden_aws::sdk::s3::primitives::ByteStream;
 use trailwarden_lab::{HOME_REGION, Lab, LabSpec};
-use trailwarden_model::finding::rfc3339;
+use trailwarden_model::clock::rfc3339;
 
 const ACCOUNT: &str = "100000000001";
 const TRAIL: &str = "management-events";

@@ -195,10 +195,13 @@ async fn named_regions_are_checked_against_the_enabled_ones() {
     )
     .await;
     assert_eq!(resolution.accounts[0].regions, vec!["eu-west-1"]);
-    assert_eq!(resolution.gaps.len(), 1);
-    let gap = &resolution.gaps[0];
+    // A named region that is not enabled is no gap (nothing can happen there), but it is said.
+    assert!(resolution.gaps.is_empty(), "{:?}", resolution.gaps);
+    assert_eq!(resolution.not_enabled.len(), 1);
+    let gap = &resolution.not_enabled[0];
     assert_eq!(gap.kind, GapKind::RegionNotEnabled);
     assert_eq!(gap.region.as_deref(), Some("me-south-1"));
+    assert!(gap.message.contains("nothing can happen there"), "{gap}");
     assert!(inventory.gaps.is_empty());
     // The multi-region trail is visible from eu-west-1 as a shadow, homed in us-east-1.
     assert_eq!(inventory.trails.len(), 1);

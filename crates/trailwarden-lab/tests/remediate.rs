@@ -23,7 +23,7 @@ const UNTESTABLE: &str = "guardduty-trusted-ip";
 /// Findings that state restore does not undo (escalated with a reason instead).
 fn left_for_a_human(technique: &str) -> &'static [&'static str] {
     match technique {
-        "unexpected-trail" => &["trail.unexpected"],
+        "unexpected-trail" => &["trail-unexpected"],
         _ => &[],
     }
 }

@@ -5,11 +5,14 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{Instrument, info, warn};
-use trailwarden::guard::{Guard, GuardSettings, Handled, Metrics, RESTORE_NOT_VERIFIED};
-use trailwarden::notify::Sinks;
 use trailwarden_aws::ClientFactory;
-use trailwarden_engine::journal::Journal;
+use trailwarden_engine::guard::{Guard, GuardError, GuardSettings};
+use trailwarden_engine::journal::{Detection, Journal};
+use trailwarden_engine::metrics::Metrics;
+use trailwarden_engine::notify::Sinks;
+use trailwarden_model::outcome::Outcome;
 use trailwarden_posture::Baseline;
+use trailwarden_records::envelope::{self, Message};
 use trailwarden_rules::RuleSet;
 
 /// Everything a warm container keeps between invocations.
@@ -52,53 +55,14 @@ pub enum Kind {
     Unsupported(String),
 }
 
+/// The invocation's kind, by the one shape check the guard uses too. S3 notifications are
+/// for `watch` (through its queue), not for this function.
 pub fn classify(event: &Value) -> Kind {
-    let detail_type = event.get("detail-type").and_then(Value::as_str);
-    let source = event.get("source").and_then(Value::as_str);
-    match (detail_type, source) {
-        (Some(t), _)
-            if t.ends_with("via CloudTrail")
-                && event.get("detail").is_some_and(Value::is_object) =>
-        {
-            Kind::ApiCall
-        }
-        (Some("Scheduled Event"), Some("aws.events")) => Kind::Scheduled,
-        (Some(t), s) => Kind::Unsupported(format!(
-            "detail-type {t:?} from source {:?}",
-            s.unwrap_or("-")
-        )),
-        (None, Some(s)) => {
-            Kind::Unsupported(format!("an event from source {s:?} without detail-type"))
-        }
-        (None, None) => {
-            if let Some(first) = event
-                .get("Records")
-                .and_then(Value::as_array)
-                .and_then(|r| r.first())
-            {
-                let from = first
-                    .get("eventSource")
-                    .or_else(|| first.get("EventSource"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("-");
-                Kind::Unsupported(format!(
-                    "a Records batch from {from:?} (not an EventBridge event)"
-                ))
-            } else {
-                let keys: Vec<&str> = event
-                    .as_object()
-                    .map(|o| o.keys().map(String::as_str).take(8).collect())
-                    .unwrap_or_default();
-                Kind::Unsupported(format!(
-                    "an event without detail-type or source (top-level keys: {})",
-                    if keys.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        keys.join(", ")
-                    }
-                ))
-            }
-        }
+    match envelope::classify(event) {
+        Message::CloudTrail(_) => Kind::ApiCall,
+        Message::Scheduled(_) => Kind::Scheduled,
+        Message::S3Notification(_) => Kind::Unsupported(envelope::describe(event).0),
+        Message::Unsupported(why) => Kind::Unsupported(why.0),
     }
 }
 
@@ -160,13 +124,13 @@ async fn api_call(state: &State, payload: &Value, received: Instant) -> Result<V
             .map_err(|e| failure("StateStoreFailed", format!("reading the journal: {e}")))?,
         None => false,
     };
-    let findings: Vec<Handled> = state
+    let findings: Vec<Detection> = state
         .guard()
         .handle_message(payload, received)
         .await
         .map_err(|e| {
             // A restore that did not verify: Lambda's retry (or the on-failure destination) takes it.
-            let kind = if e.starts_with(RESTORE_NOT_VERIFIED) {
+            let kind = if matches!(e, GuardError::RestoreNotVerified(_)) {
                 "RestoreFailed"
             } else {
                 "HandlingFailed"
@@ -180,8 +144,8 @@ async fn api_call(state: &State, payload: &Value, received: Instant) -> Result<V
                 ),
             )
         })?;
-    let count = |outcome: &str| findings.iter().filter(|h| h.outcome == outcome).count();
-    let (restored, not_restored) = (count("restored"), count("not restored"));
+    let count = |outcome: Outcome| findings.iter().filter(|d| d.outcome == outcome).count();
+    let (restored, not_restored) = (count(Outcome::Restored), count(Outcome::NotRestored));
     info!(
         event = event_id.as_deref().unwrap_or("-"),
         name = event_name.as_deref().unwrap_or("-"),
@@ -216,7 +180,7 @@ async fn sweep(state: &State, payload: &Value) -> Result<Value, Diagnostic> {
                 .into(),
         ));
     };
-    let count = |result: &str| report.results.iter().filter(|o| o.result == result).count();
+    let count = |outcome: Outcome| report.count(outcome);
     let results: Vec<Value> = report
         .results
         .iter()
@@ -233,17 +197,17 @@ async fn sweep(state: &State, payload: &Value) -> Result<Value, Diagnostic> {
             })
         })
         .collect();
-    let not_restored = count("not-restored");
+    let not_restored = count(Outcome::NotRestored);
     let summary = json!({
         "type": "sweep",
         "schedule": payload["resources"].get(0),
         "run": report.run,
         "applied": report.applied,
         "findings": report.results.len(),
-        "restored": count("restored"),
+        "restored": count(Outcome::Restored),
         "not_restored": not_restored,
-        "escalated": count("escalated"),
-        "planned": count("planned"),
+        "escalated": count(Outcome::Escalated),
+        "planned": count(Outcome::Planned),
         "gaps": report.gaps.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "results": results,
         "millis": started.elapsed().as_millis() as u64,

@@ -24,17 +24,17 @@ use config::{BaselineSource, Config};
 use handler::State;
 use std::process::ExitCode;
 use tracing::{error, info, warn};
-use trailwarden::args::RulesSource;
-use trailwarden::guard::{GuardSettings, Metrics};
-use trailwarden::notify::Sinks;
 use trailwarden_aws::fanout::Selection;
 use trailwarden_aws::{AwsOptions, ClientFactory};
+use trailwarden_engine::guard::GuardSettings;
 use trailwarden_engine::journal::Journal;
+use trailwarden_engine::metrics::Metrics;
+use trailwarden_engine::notify::Sinks;
 use trailwarden_model::target::{AccountId, RegionSelection};
 use trailwarden_posture::Baseline;
 
 /// Exit code for "could not run" (as the CLI's).
-const ERROR: u8 = trailwarden::exit::ERROR;
+const ERROR: u8 = 2;
 /// Largest baseline read from S3.
 const MAX_BASELINE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -124,14 +124,26 @@ async fn cold_start() -> Result<State> {
             config.baseline
         );
     }
-    let rules = trailwarden::rules_cmd::load(&RulesSource {
-        rules: config.rules.iter().cloned().collect(),
-        built_in: true,
-    })
-    .with_context(|| match &config.rules {
-        Some(dir) => format!("TRAILWARDEN_RULES={}", dir.display()),
-        None => "the built-in rule pack".to_owned(),
+    let dirs: Vec<&std::path::Path> = config.rules.iter().map(|p| p.as_path()).collect();
+    let (rules, report) = trailwarden_rules::RuleSet::from_dirs(&dirs, true).map_err(|errors| {
+        anyhow::anyhow!(
+            "{}: {} rule file(s) could not be loaded: {}",
+            match &config.rules {
+                Some(dir) => format!("TRAILWARDEN_RULES={}", dir.display()),
+                None => "the built-in rule pack".to_owned(),
+            },
+            errors.len(),
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
     })?;
+    if let Some((file, why)) = report.skipped.first() {
+        info!(skipped = report.skipped.len(), example = %file, why = %why,
+            "rule files for other log sources than AWS CloudTrail skipped");
+    }
     let journal = Journal::open(&config.state)
         .with_context(|| format!("TRAILWARDEN_STATE={}", config.state.display()))?;
 
@@ -170,7 +182,7 @@ async fn cold_start() -> Result<State> {
     // The execution role's session is the function's name; trailwarden recognises its own
     // calls (and never treats them as an attack) by the `trailwarden-` session prefix.
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    if config.role_name.is_none() && !trailwarden::guard::is_own_call(&principal) {
+    if config.role_name.is_none() && !trailwarden_engine::guard::is_own_call(&principal) {
         warn!(function = %function, principal = %principal,
             "the function's own restore calls will not be recognised as trailwarden's: name the function trailwarden-<something> (its role session name is the function name)");
     }
@@ -220,8 +232,7 @@ async fn load_baseline(factory: &ClientFactory, source: &BaselineSource) -> Resu
             let caller = factory.caller();
             let region =
                 trailwarden_aws::log_objects::bucket_region(&caller, factory.home_region(), bucket)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                    .await?;
             let bytes = trailwarden_aws::log_objects::fetch(
                 &caller,
                 &region,
@@ -229,8 +240,7 @@ async fn load_baseline(factory: &ClientFactory, source: &BaselineSource) -> Resu
                 key,
                 MAX_BASELINE_BYTES,
             )
-            .await
-            .map_err(anyhow::Error::msg)?;
+            .await?;
             let text = String::from_utf8(bytes).context("the baseline is not UTF-8 text")?;
             Ok(Baseline::from_toml(&text, &source.to_string())?)
         }

@@ -437,33 +437,32 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
         .await
         .unwrap();
     let baseline_path = dir.path().join("baseline.toml");
-    let cli = <trailwarden::args::Cli as clap::Parser>::try_parse_from([
-        "trailwarden",
-        "--endpoint-url",
-        &lab.description.endpoint,
-        "--role-name",
-        ROLE_NAME,
-        "--accounts",
-        &account,
-        "--regions",
-        "us-east-1,eu-west-1",
-        "--quiet",
-        "baseline",
-        "capture",
-        "--out",
-        baseline_path.to_str().unwrap(),
-    ])
-    .unwrap();
-    let trailwarden::args::Command::Baseline(trailwarden::args::BaselineCommand::Capture(args)) =
-        &cli.command
-    else {
-        unreachable!()
-    };
+    // The baseline as `trailwarden baseline capture` writes it (the engine's capture).
     let factory = ClientFactory::new(&operator_options(&lab.description.endpoint)).await;
-    let code = trailwarden::posture_cmd::capture(&factory, &cli.global, args)
-        .await
-        .unwrap();
-    assert_eq!(code, 0);
+    let selection = trailwarden_aws::fanout::Selection {
+        accounts: Some(vec![account.parse().unwrap()]),
+        role_name: Some(ROLE_NAME.into()),
+        regions: trailwarden_model::target::RegionSelection::List(vec![
+            "us-east-1".into(),
+            "eu-west-1".into(),
+        ]),
+        concurrency: 16,
+    };
+    let state = trailwarden_engine::state::read_state(
+        &factory,
+        &selection,
+        &[],
+        &trailwarden_engine::state::no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(
+        state.snapshots.gaps.is_empty(),
+        "{:?}",
+        state.snapshots.gaps
+    );
+    let captured = trailwarden_engine::state::capture(state.snapshots.accounts, "lambda test");
+    std::fs::write(&baseline_path, captured.baseline.to_toml().unwrap()).unwrap();
     member
         .s3(HOME_REGION)
         .put_object()
@@ -620,7 +619,7 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
     let findings = answer.body["findings"].as_array().unwrap();
     assert!(!findings.is_empty(), "{:#}", answer.body);
     assert!(
-        findings.iter().all(|f| f["outcome"] == "failed attempt"),
+        findings.iter().all(|f| f["outcome"] == "failed-attempt"),
         "{:#}",
         answer.body
     );
@@ -792,8 +791,7 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["event_name"] == "StopLogging"
-                && f["outcome"].as_str().unwrap().starts_with("restorable")),
+            .any(|f| f["event_name"] == "StopLogging" && f["outcome"] == "not-remediating"),
         "{:#}",
         answer.body
     );
@@ -808,11 +806,7 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
 
 /// `trailwarden deploy`'s event pattern (generated from the built-in rule pack).
 fn trailwarden_rules_pattern() -> Value {
-    let rules = trailwarden::rules_cmd::load(&trailwarden::args::RulesSource {
-        rules: Vec::new(),
-        built_in: false,
-    })
-    .unwrap();
+    let rules = trailwarden_rules::RuleSet::built_in().unwrap();
     rules.forwarded_events().event_pattern()
 }
 

@@ -47,7 +47,7 @@ impl fmt::Display for Severity {
 /// One thing that is wrong, with enough context to act on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable id of the check or rule, e.g. `trail.logging-stopped`.
+    /// Stable id of the check or rule, e.g. `trail-logging-stopped`.
     pub rule_id: String,
     pub severity: Severity,
     pub title: String,
@@ -60,6 +60,10 @@ pub struct Finding {
     /// MITRE ATT&CK technique, e.g. `T1562.008`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attack: Option<String>,
+    /// The Sigma rule's own `id` (a UUID), for a finding a Sigma rule raised: SigmaHQ users
+    /// correlate by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma_id: Option<String>,
     /// ARN (or the best identifier AWS has) of the resource concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
@@ -186,7 +190,7 @@ impl Finding {
         let event_ms = event
             .event_time
             .as_deref()
-            .and_then(parse_rfc3339)
+            .and_then(crate::clock::parse_rfc3339)
             .map_or(time_ms, |s| s.saturating_mul(1000));
         let uid = format!(
             "{}:{}",
@@ -213,7 +217,14 @@ impl Finding {
                 "types": [self.rule_id],
                 "created_time": time_ms,
                 "first_seen_time": event_ms,
-                "analytic": {"uid": self.rule_id, "name": self.title, "type_id": 1, "type": "Rule"},
+                // The Sigma rule's own id when it has one (what SIEMs correlate Sigma on).
+                "analytic": {
+                    "uid": self.sigma_id.as_deref().unwrap_or(&self.rule_id),
+                    "name": self.rule_id,
+                    "desc": self.title,
+                    "type_id": 1,
+                    "type": "Rule",
+                },
                 "attacks": self.attack.as_ref().map(|t| vec![serde_json::json!({
                     "technique": {"uid": t},
                     "tactic": {"uid": "TA0005", "name": "Defense Evasion"}
@@ -260,63 +271,6 @@ impl Finding {
     }
 }
 
-/// Parses a CloudTrail timestamp to seconds since the Unix epoch: RFC 3339 UTC
-/// (`2026-11-28T16:00:00Z`, fractions allowed) or the `2024-11-25 22:00:58.000000000` form
-/// some pipelines write.
-pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = t.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &t[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hm = rest[1..].replace(':', "");
-            if hm.len() != 4 || !hm.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            sign * (hm[..2].parse::<i64>().ok()? * 3600 + hm[2..].parse::<i64>().ok()? * 60)
-        }
-    };
-    // Days-from-civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    u64::try_from(secs).ok()
-}
-
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -325,59 +279,9 @@ fn capitalised(s: &str) -> String {
     }
 }
 
-/// Formats seconds since the Unix epoch as RFC 3339 UTC (`2026-11-28T16:00:00Z`).
-pub fn rfc3339(unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
-    let secs = unix_seconds % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_883_000), "2026-11-28T16:23:20Z");
-    }
-
-    #[test]
-    fn timestamps_parse_both_ways() {
-        for secs in [0, 951_782_400, 1_795_883_000] {
-            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
-        }
-        assert_eq!(
-            parse_rfc3339("2026-11-28T16:23:20.123Z"),
-            Some(1_795_883_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-28 16:23:20.000000000"),
-            Some(1_795_883_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-28T17:23:20+01:00"),
-            Some(1_795_883_000)
-        );
-        assert_eq!(parse_rfc3339("2026-13-28T16:23:20Z"), None);
-        assert_eq!(parse_rfc3339("yesterday"), None);
-    }
 
     #[test]
     fn ocsf_detection_finding_for_events() {
@@ -389,6 +293,7 @@ mod tests {
             region: "us-east-1".into(),
             technique: Some("A1".into()),
             attack: Some("T1562.008".into()),
+            sigma_id: None,
             resource: None,
             expected: None,
             actual: None,
@@ -414,6 +319,16 @@ mod tests {
         assert_eq!(o["time"], 1_795_883_000_000u64);
         assert_eq!(o["evidences"][0]["src_endpoint"]["ip"], "203.0.113.7");
         assert_eq!(o["finding_info"]["analytic"]["uid"], "trail-stop-logging");
+        assert_eq!(o["finding_info"]["analytic"]["name"], "trail-stop-logging");
+        let sigma = Finding {
+            sigma_id: Some("1f1c6a52-9d7e-4a3c-8b1f-2d4e6a8c0b12".into()),
+            ..f.clone()
+        }
+        .to_ocsf(0, "0");
+        assert_eq!(
+            sigma["finding_info"]["analytic"]["uid"],
+            "1f1c6a52-9d7e-4a3c-8b1f-2d4e6a8c0b12"
+        );
         let flat = serde_json::to_value(&f).unwrap();
         assert_eq!(flat["event_name"], "StopLogging");
         assert_eq!(flat["actor"]["source_ip"], "203.0.113.7");
@@ -425,13 +340,14 @@ mod tests {
     #[test]
     fn ocsf_compliance_finding_shape() {
         let f = Finding {
-            rule_id: "trail.logging-stopped".into(),
+            rule_id: "trail-logging-stopped".into(),
             severity: Severity::Critical,
             title: "Trail stopped logging".into(),
             account: "111111111111".parse().unwrap(),
             region: "us-east-1".into(),
             technique: Some("A1".into()),
             attack: Some("T1562.008".into()),
+            sigma_id: None,
             resource: Some("arn:aws:cloudtrail:us-east-1:111111111111:trail/t".into()),
             expected: Some(true.into()),
             actual: Some(false.into()),

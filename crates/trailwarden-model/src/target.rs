@@ -77,7 +77,9 @@ pub fn is_region_name(s: &str) -> bool {
     if first.len() != 2 || !first.bytes().all(|b| b.is_ascii_lowercase()) || rest.len() < 2 {
         return false;
     }
-    let (last, middle) = rest.split_last().expect("len >= 2");
+    let Some((last, middle)) = rest.split_last() else {
+        return false;
+    };
     !last.is_empty()
         && last.bytes().all(|b| b.is_ascii_digit())
         && middle
@@ -104,6 +106,16 @@ pub fn partition_of_region(region: &str) -> &'static str {
     } else {
         "aws"
     }
+}
+
+/// The region field of an ARN (`arn:aws:kms:eu-west-1:…` → `eu-west-1`); `None` for a global
+/// resource's ARN (S3 buckets, IAM) or text that is not an ARN.
+pub fn region_of_arn(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn"))
+        .then(|| parts.nth(2))
+        .flatten()
+        .filter(|r| !r.is_empty())
 }
 
 /// The partition named in an ARN (`arn:PARTITION:...`).
@@ -230,6 +242,21 @@ impl fmt::Display for Gap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_region_of_an_arn() {
+        assert_eq!(
+            region_of_arn("arn:aws:kms:eu-west-1:111111111111:key/k"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region_of_arn("arn:aws:logs:us-east-1:1:log-group:g:*"),
+            Some("us-east-1")
+        );
+        assert_eq!(region_of_arn("arn:aws:s3:::bucket"), None);
+        assert_eq!(region_of_arn("1234abcd-key-id"), None);
+        assert_eq!(region_of_arn("arn:aws"), None);
+    }
 
     #[test]
     fn account_ids_must_be_twelve_digits() {

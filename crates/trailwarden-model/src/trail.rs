@@ -43,6 +43,10 @@ pub struct TrailStatus {
     pub latest_delivery_time: Option<String>,
     pub start_logging_time: Option<String>,
     pub stop_logging_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_cloudwatch_logs_delivery_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_notification_error: Option<String>,
 }
 
 /// One trail of an account, shadows folded in.
@@ -197,6 +201,8 @@ mod tests {
         );
         for t in &mut trails {
             t.status = Some(TrailStatus {
+                latest_cloudwatch_logs_delivery_error: None,
+                latest_notification_error: None,
                 is_logging: t.view.name == "local",
                 ..Default::default()
             });

@@ -31,48 +31,48 @@ macro_rules! checks {
 }
 
 checks! {
-    TRAIL_DELETED = "trail.deleted", Critical, "A2", "Trail deleted";
-    TRAIL_LOGGING_STOPPED = "trail.logging-stopped", Critical, "A1", "Trail stopped logging";
-    TRAIL_SINGLE_REGION = "trail.single-region", High, "A3", "Trail narrowed to a single region";
-    TRAIL_GLOBAL_EVENTS_OFF = "trail.global-events-off", High, "A4", "Trail no longer records global service events";
-    TRAIL_VALIDATION_OFF = "trail.validation-off", Medium, "A7", "Log file integrity validation turned off";
-    TRAIL_REDIRECTED = "trail.redirected", Critical, "A5", "Trail delivers to another bucket or prefix";
-    TRAIL_KMS_CHANGED = "trail.kms-key-changed", High, "A6", "Trail encrypts with another KMS key";
-    TRAIL_CLOUDWATCH_CHANGED = "trail.cloudwatch-logs-changed", Medium, "A8", "Trail's CloudWatch Logs delivery changed";
-    TRAIL_SNS_CHANGED = "trail.sns-changed", Low, "A9", "Trail's SNS notifications changed";
-    TRAIL_MANAGEMENT_EVENTS_EXCLUDED = "trail.management-events-excluded", High, "A11", "Trail no longer records every management event";
-    TRAIL_SELECTORS_CHANGED = "trail.event-selectors-changed", Medium, "A11", "Trail's event selectors changed";
-    TRAIL_INSIGHTS_CHANGED = "trail.insights-changed", Low, "A13", "Trail's Insights selectors changed";
-    TRAIL_TAGS_CHANGED = "trail.tags-changed", Info, "A2", "Trail's tags changed";
-    TRAIL_DELIVERY_FAILING = "trail.delivery-failing", High, "B2", "Trail cannot deliver its log files";
-    TRAIL_DELIVERY_STALE = "trail.delivery-stale", Medium, "B1", "Trail has not delivered log files recently";
-    TRAIL_UNEXPECTED = "trail.unexpected", Medium, "A15", "Trail not in the baseline";
-    REGION_NOT_LOGGED = "region.not-logged", High, "A3", "Region not covered by any logging trail that records management events";
-    BUCKET_DELETED = "bucket.deleted", Critical, "B1", "Log bucket deleted";
-    BUCKET_POLICY_BLOCKS = "bucket.policy-blocks-cloudtrail", Critical, "B2", "Log bucket policy no longer lets CloudTrail deliver";
-    BUCKET_POLICY_CHANGED = "bucket.policy-changed", High, "B2", "Log bucket policy changed";
-    BUCKET_LIFECYCLE_EXPIRES = "bucket.lifecycle-expires-logs", High, "B3", "Lifecycle rule expires log files";
-    BUCKET_VERSIONING_SUSPENDED = "bucket.versioning-suspended", Medium, "B6", "Log bucket versioning suspended";
-    BUCKET_MFA_DELETE_OFF = "bucket.mfa-delete-off", Medium, "B6", "Log bucket MFA delete turned off";
-    BUCKET_PUBLIC_ACCESS_WEAKENED = "bucket.public-access-block-weakened", High, "B6", "Log bucket public access block weakened";
-    BUCKET_OBJECT_LOCK_WEAKENED = "bucket.object-lock-weakened", High, "B5", "Log bucket Object Lock default retention weakened";
-    BUCKET_NOTIFICATION_ADDED = "bucket.notification-added", High, "B4", "Log bucket sends object events to a target not in the baseline";
-    BUCKET_REPLICATION_CHANGED = "bucket.replication-changed", Medium, "B6", "Log bucket replication changed";
-    KEY_DELETED = "key.deleted", Critical, "C1", "Trail KMS key deleted";
-    KEY_DISABLED = "key.disabled", Critical, "C1", "Trail KMS key disabled";
-    KEY_PENDING_DELETION = "key.pending-deletion", Critical, "C1", "Trail KMS key scheduled for deletion";
-    KEY_POLICY_CHANGED = "key.policy-changed", High, "C2", "Trail KMS key policy changed";
-    LOG_GROUP_DELETED = "log-group.deleted", High, "D1", "Trail's CloudWatch Logs group deleted";
-    LOG_GROUP_RETENTION_SHORTENED = "log-group.retention-shortened", Medium, "D2", "Log group retention shortened";
-    LOG_GROUP_FILTERS_CHANGED = "log-group.filters-changed", Medium, "D3", "Log group metric or subscription filters removed or changed";
-    GUARDDUTY_DELETED = "guardduty.detector-deleted", High, "E1", "GuardDuty detector deleted";
-    GUARDDUTY_DISABLED = "guardduty.detector-disabled", High, "E1", "GuardDuty detector disabled";
-    GUARDDUTY_TRUSTED_IPS_ADDED = "guardduty.trusted-ip-set-added", High, "E2", "GuardDuty trusted IP list added (findings from it are suppressed)";
-    GUARDDUTY_FILTER_ADDED = "guardduty.suppression-filter-added", High, "E3", "GuardDuty suppression rule (auto-archive filter) added";
-    CONFIG_RECORDER_DELETED = "config.recorder-deleted", High, "E5", "AWS Config recorder deleted";
-    CONFIG_RECORDER_STOPPED = "config.recorder-stopped", High, "E5", "AWS Config recorder stopped";
-    CONFIG_CHANNEL_DELETED = "config.delivery-channel-deleted", High, "E5", "AWS Config delivery channel deleted";
-    FLOW_LOGS_DELETED = "flow-logs.deleted", Medium, "F1", "VPC flow logs deleted";
+    TRAIL_DELETED = "trail-deleted", Critical, "A2", "Trail deleted";
+    TRAIL_LOGGING_STOPPED = "trail-logging-stopped", Critical, "A1", "Trail stopped logging";
+    TRAIL_SINGLE_REGION = "trail-single-region", High, "A3", "Trail narrowed to a single region";
+    TRAIL_GLOBAL_EVENTS_OFF = "trail-global-events-off", High, "A4", "Trail no longer records global service events";
+    TRAIL_VALIDATION_OFF = "trail-validation-off", Medium, "A7", "Log file integrity validation turned off";
+    TRAIL_REDIRECTED = "trail-redirected", Critical, "A5", "Trail delivers to another bucket or prefix";
+    TRAIL_KMS_CHANGED = "trail-kms-key-changed", High, "A6", "Trail encrypts with another KMS key";
+    TRAIL_CLOUDWATCH_CHANGED = "trail-cloudwatch-logs-changed", Medium, "A8", "Trail's CloudWatch Logs delivery changed";
+    TRAIL_SNS_CHANGED = "trail-sns-changed", Low, "A9", "Trail's SNS notifications changed";
+    TRAIL_MANAGEMENT_EVENTS_EXCLUDED = "trail-management-events-excluded", High, "A11", "Trail no longer records every management event";
+    TRAIL_SELECTORS_CHANGED = "trail-event-selectors-changed", Medium, "A11", "Trail's event selectors changed";
+    TRAIL_INSIGHTS_CHANGED = "trail-insights-changed", Low, "A13", "Trail's Insights selectors changed";
+    TRAIL_TAGS_CHANGED = "trail-tags-changed", Info, "A2", "Trail's tags changed";
+    TRAIL_DELIVERY_FAILING = "trail-delivery-failing", High, "B2", "Trail cannot deliver its log files";
+    TRAIL_DELIVERY_STALE = "trail-delivery-stale", Medium, "B1", "Trail has not delivered log files recently";
+    TRAIL_UNEXPECTED = "trail-unexpected", Medium, "A15", "Trail not in the baseline";
+    REGION_NOT_LOGGED = "trail-region-not-logged", High, "A3", "Region not covered by any logging trail that records management events";
+    BUCKET_DELETED = "bucket-deleted", Critical, "B1", "Log bucket deleted";
+    BUCKET_POLICY_BLOCKS = "bucket-policy-blocks-cloudtrail", Critical, "B2", "Log bucket policy no longer lets CloudTrail deliver";
+    BUCKET_POLICY_CHANGED = "bucket-policy-changed", High, "B2", "Log bucket policy changed";
+    BUCKET_LIFECYCLE_EXPIRES = "bucket-lifecycle-expires-logs", High, "B3", "Lifecycle rule expires log files";
+    BUCKET_VERSIONING_SUSPENDED = "bucket-versioning-suspended", Medium, "B6", "Log bucket versioning suspended";
+    BUCKET_MFA_DELETE_OFF = "bucket-mfa-delete-off", Medium, "B6", "Log bucket MFA delete turned off";
+    BUCKET_PUBLIC_ACCESS_WEAKENED = "bucket-public-access-block-weakened", High, "B6", "Log bucket public access block weakened";
+    BUCKET_OBJECT_LOCK_WEAKENED = "bucket-object-lock-weakened", High, "B5", "Log bucket Object Lock default retention weakened";
+    BUCKET_NOTIFICATION_ADDED = "bucket-notification-added", High, "B4", "Log bucket sends object events to a target not in the baseline";
+    BUCKET_REPLICATION_CHANGED = "bucket-replication-changed", Medium, "B6", "Log bucket replication changed";
+    KEY_DELETED = "kms-key-deleted", Critical, "C1", "Trail KMS key deleted";
+    KEY_DISABLED = "kms-key-disabled", Critical, "C1", "Trail KMS key disabled";
+    KEY_PENDING_DELETION = "kms-key-pending-deletion", Critical, "C1", "Trail KMS key scheduled for deletion";
+    KEY_POLICY_CHANGED = "kms-key-policy-changed", High, "C2", "Trail KMS key policy changed";
+    LOG_GROUP_DELETED = "cloudwatch-log-group-deleted", High, "D1", "Trail's CloudWatch Logs group deleted";
+    LOG_GROUP_RETENTION_SHORTENED = "cloudwatch-log-group-retention-shortened", Medium, "D2", "Log group retention shortened";
+    LOG_GROUP_FILTERS_CHANGED = "cloudwatch-log-group-filters-changed", Medium, "D3", "Log group metric or subscription filters removed or changed";
+    GUARDDUTY_DELETED = "detection-guardduty-detector-deleted", High, "E1", "GuardDuty detector deleted";
+    GUARDDUTY_DISABLED = "detection-guardduty-detector-disabled", High, "E1", "GuardDuty detector disabled";
+    GUARDDUTY_TRUSTED_IPS_ADDED = "detection-guardduty-trusted-ip-set-added", High, "E2", "GuardDuty trusted IP list added (findings from it are suppressed)";
+    GUARDDUTY_FILTER_ADDED = "detection-guardduty-suppression-filter-added", High, "E3", "GuardDuty suppression rule (auto-archive filter) added";
+    CONFIG_RECORDER_DELETED = "detection-config-recorder-deleted", High, "E5", "AWS Config recorder deleted";
+    CONFIG_RECORDER_STOPPED = "detection-config-recorder-stopped", High, "E5", "AWS Config recorder stopped";
+    CONFIG_CHANNEL_DELETED = "detection-config-delivery-channel-deleted", High, "E5", "AWS Config delivery channel deleted";
+    FLOW_LOGS_DELETED = "sources-vpc-flow-logs-deleted", Medium, "F1", "VPC flow logs deleted";
 }
 
 struct Report<'a> {
@@ -109,6 +109,7 @@ impl Report<'_> {
             region: region.to_owned(),
             technique: Some(check.technique.to_owned()),
             attack: Some(attack.to_owned()),
+            sigma_id: None,
             resource: Some(resource.to_owned()),
             expected,
             actual,
@@ -955,7 +956,7 @@ mod tests {
         let mut stopped = trail(true);
         stopped.logging = false;
         let findings = audit_account(&baseline, &account(vec![stopped]), &Settings::default());
-        assert_eq!(ids(&findings), ["trail.logging-stopped"]);
+        assert_eq!(ids(&findings), ["trail-logging-stopped"]);
         assert!(!findings[0].remediable);
         assert!(
             findings[0]
@@ -995,7 +996,7 @@ mod tests {
         // but the trail is not declared deleted from a region that was not read.
         observed.trails.clear();
         let findings = audit_account(&baseline, &observed, &Settings::default());
-        assert_eq!(ids(&findings), ["region.not-logged"]);
+        assert_eq!(ids(&findings), ["trail-region-not-logged"]);
         assert_eq!(findings[0].region, "eu-west-1");
     }
 
@@ -1008,7 +1009,7 @@ mod tests {
         let mut observed = account(vec![stopped]);
         observed.regions = vec!["eu-west-1".into()];
         let findings = audit_account(&baseline, &observed, &Settings::default());
-        assert_eq!(ids(&findings), ["trail.logging-stopped"]);
+        assert_eq!(ids(&findings), ["trail-logging-stopped"]);
     }
 
     #[test]
@@ -1020,7 +1021,7 @@ mod tests {
             ..Default::default()
         });
         let findings = audit_account(&baseline, &account(vec![failing]), &Settings::default());
-        assert_eq!(ids(&findings), ["trail.delivery-failing"]);
+        assert_eq!(ids(&findings), ["trail-delivery-failing"]);
 
         let mut stale = trail(false);
         stale.delivery = Some(Delivery {
@@ -1032,7 +1033,7 @@ mod tests {
             &account(vec![stale.clone()]),
             &Settings::default(),
         );
-        assert_eq!(ids(&findings), ["trail.delivery-stale"]);
+        assert_eq!(ids(&findings), ["trail-delivery-stale"]);
         let patient = Settings {
             max_delivery_age_minutes: 240,
         };
@@ -1061,7 +1062,7 @@ mod tests {
         });
         let findings = audit_account(&baseline, &account(vec![narrowed]), &Settings::default());
         // The selector change explains the region: one finding, not two.
-        assert_eq!(ids(&findings), ["trail.management-events-excluded"]);
+        assert_eq!(ids(&findings), ["trail-management-events-excluded"]);
         assert!(findings[0].title.contains("kms.amazonaws.com"));
     }
 
@@ -1118,8 +1119,8 @@ mod tests {
         assert_eq!(
             ids(&findings),
             [
-                "guardduty.suppression-filter-added",
-                "guardduty.trusted-ip-set-added"
+                "detection-guardduty-suppression-filter-added",
+                "detection-guardduty-trusted-ip-set-added"
             ]
         );
         assert!(findings[0].title.contains("quiet"));
@@ -1140,7 +1141,7 @@ mod tests {
         })));
         assert_eq!(
             ids(&audit_account(&baseline, &observed, &Settings::default())),
-            ["bucket.object-lock-weakened"]
+            ["bucket-object-lock-weakened"]
         );
     }
 

@@ -4,6 +4,14 @@
 //! This crate must not talk to AWS or do I/O beyond reading and writing a baseline file:
 //! trailwarden-aws fills the snapshots, the binaries render the findings.
 
+// A library returns errors and data: it neither panics on input nor prints.
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 pub mod baseline;
 pub mod bucket_policy;
 pub mod checks;

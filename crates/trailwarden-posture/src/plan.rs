@@ -252,16 +252,16 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
             continue;
         }
         let region = b.region.clone().unwrap_or_else(|| "us-east-1".into());
-        if has(&fs, "bucket.deleted") {
+        if has(&fs, "bucket-deleted") {
             push(
                 &region,
                 &arn,
                 Action::CreateBucket { bucket: b.clone() },
-                vec!["bucket.deleted"],
+                vec!["bucket-deleted"],
             );
             continue;
         }
-        if (has(&fs, "bucket.policy-changed") || has(&fs, "bucket.policy-blocks-cloudtrail"))
+        if (has(&fs, "bucket-policy-changed") || has(&fs, "bucket-policy-blocks-cloudtrail"))
             && let Some(policy) = &b.policy
         {
             {
@@ -275,12 +275,12 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     },
                     ids(
                         &fs,
-                        &["bucket.policy-changed", "bucket.policy-blocks-cloudtrail"],
+                        &["bucket-policy-changed", "bucket-policy-blocks-cloudtrail"],
                     ),
                 );
             }
         }
-        if has(&fs, "bucket.lifecycle-expires-logs") {
+        if has(&fs, "bucket-lifecycle-expires-logs") {
             push(
                 &region,
                 &arn,
@@ -289,10 +289,10 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     region: region.clone(),
                     rules: b.lifecycle_rules.clone(),
                 },
-                vec!["bucket.lifecycle-expires-logs"],
+                vec!["bucket-lifecycle-expires-logs"],
             );
         }
-        if has(&fs, "bucket.versioning-suspended") {
+        if has(&fs, "bucket-versioning-suspended") {
             push(
                 &region,
                 &arn,
@@ -300,11 +300,11 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     bucket: b.name.clone(),
                     region: region.clone(),
                 },
-                vec!["bucket.versioning-suspended"],
+                vec!["bucket-versioning-suspended"],
             );
         }
         if let (true, Some(block)) = (
-            has(&fs, "bucket.public-access-block-weakened"),
+            has(&fs, "bucket-public-access-block-weakened"),
             b.public_access_block,
         ) {
             push(
@@ -315,10 +315,10 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     region: region.clone(),
                     block,
                 },
-                vec!["bucket.public-access-block-weakened"],
+                vec!["bucket-public-access-block-weakened"],
             );
         }
-        if has(&fs, "bucket.notification-added") {
+        if has(&fs, "bucket-notification-added") {
             push(
                 &region,
                 &arn,
@@ -327,7 +327,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     region: region.clone(),
                     targets: b.notifications.clone(),
                 },
-                vec!["bucket.notification-added"],
+                vec!["bucket-notification-added"],
             );
         }
     }
@@ -335,30 +335,30 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
     // Keys.
     for k in &baseline.keys {
         let fs = rules_for(&k.arn);
-        if has(&fs, "key.pending-deletion") {
+        if has(&fs, "kms-key-pending-deletion") {
             push(
                 &k.region,
                 &k.arn,
                 Action::CancelKeyDeletion { key: k.clone() },
-                vec!["key.pending-deletion"],
+                vec!["kms-key-pending-deletion"],
             );
         }
-        if (has(&fs, "key.pending-deletion") && k.state.as_deref() == Some("Enabled"))
-            || has(&fs, "key.disabled")
+        if (has(&fs, "kms-key-pending-deletion") && k.state.as_deref() == Some("Enabled"))
+            || has(&fs, "kms-key-disabled")
         {
             push(
                 &k.region,
                 &k.arn,
                 Action::EnableKey { key: k.clone() },
-                ids(&fs, &["key.disabled", "key.pending-deletion"]),
+                ids(&fs, &["kms-key-disabled", "kms-key-pending-deletion"]),
             );
         }
-        if has(&fs, "key.policy-changed") && k.policy.is_some() {
+        if has(&fs, "kms-key-policy-changed") && k.policy.is_some() {
             push(
                 &k.region,
                 &k.arn,
                 Action::PutKeyPolicy { key: k.clone() },
-                vec!["key.policy-changed"],
+                vec!["kms-key-policy-changed"],
             );
         }
     }
@@ -366,42 +366,42 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
     // Log groups.
     for g in &baseline.log_groups {
         let fs = rules_for(&g.arn);
-        if has(&fs, "log-group.deleted") {
+        if has(&fs, "cloudwatch-log-group-deleted") {
             push(
                 &g.region,
                 &g.arn,
                 Action::CreateLogGroup { group: g.clone() },
-                vec!["log-group.deleted"],
+                vec!["cloudwatch-log-group-deleted"],
             );
             continue;
         }
-        if has(&fs, "log-group.retention-shortened") {
+        if has(&fs, "cloudwatch-log-group-retention-shortened") {
             push(
                 &g.region,
                 &g.arn,
                 Action::PutRetention { group: g.clone() },
-                vec!["log-group.retention-shortened"],
+                vec!["cloudwatch-log-group-retention-shortened"],
             );
         }
-        if has(&fs, "log-group.filters-changed") {
+        if has(&fs, "cloudwatch-log-group-filters-changed") {
             push(
                 &g.region,
                 &g.arn,
                 Action::RestoreLogFilters { group: g.clone() },
-                vec!["log-group.filters-changed"],
+                vec!["cloudwatch-log-group-filters-changed"],
             );
         }
     }
 
     // Trails.
     const SETTINGS: &[&str] = &[
-        "trail.single-region",
-        "trail.global-events-off",
-        "trail.validation-off",
-        "trail.redirected",
-        "trail.kms-key-changed",
-        "trail.cloudwatch-logs-changed",
-        "trail.sns-changed",
+        "trail-single-region",
+        "trail-global-events-off",
+        "trail-validation-off",
+        "trail-redirected",
+        "trail-kms-key-changed",
+        "trail-cloudwatch-logs-changed",
+        "trail-sns-changed",
     ];
     for t in &baseline.trails {
         let fs = rules_for(&t.arn);
@@ -419,13 +419,13 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
             continue;
         }
         let r = &t.home_region;
-        if has(&fs, "trail.deleted") {
+        if has(&fs, "trail-deleted") {
             // CreateTrail brings back settings, selectors, Insights and tags, then starts it.
             push(
                 r,
                 &t.arn,
                 Action::CreateTrail { trail: t.clone() },
-                vec!["trail.deleted"],
+                vec!["trail-deleted"],
             );
             continue;
         }
@@ -439,8 +439,8 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
             );
         }
         if let (true, Some(selectors)) = (
-            has(&fs, "trail.management-events-excluded")
-                || has(&fs, "trail.event-selectors-changed"),
+            has(&fs, "trail-management-events-excluded")
+                || has(&fs, "trail-event-selectors-changed"),
             &t.event_selectors,
         ) {
             push(
@@ -453,13 +453,13 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                 ids(
                     &fs,
                     &[
-                        "trail.management-events-excluded",
-                        "trail.event-selectors-changed",
+                        "trail-management-events-excluded",
+                        "trail-event-selectors-changed",
                     ],
                 ),
             );
         }
-        if let (true, Some(insights)) = (has(&fs, "trail.insights-changed"), &t.insight_selectors) {
+        if let (true, Some(insights)) = (has(&fs, "trail-insights-changed"), &t.insight_selectors) {
             push(
                 r,
                 &t.arn,
@@ -467,15 +467,15 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     trail: t.clone(),
                     insights: insights.clone(),
                 },
-                vec!["trail.insights-changed"],
+                vec!["trail-insights-changed"],
             );
         }
-        if has(&fs, "trail.logging-stopped") {
+        if has(&fs, "trail-logging-stopped") {
             push(
                 r,
                 &t.arn,
                 Action::StartLogging { trail: t.clone() },
-                vec!["trail.logging-stopped"],
+                vec!["trail-logging-stopped"],
             );
         }
     }
@@ -489,17 +489,17 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                 baseline.account, d.id
             );
             let fs = rules_for(&arn);
-            if has(&fs, "guardduty.detector-deleted") {
+            if has(&fs, "detection-guardduty-detector-deleted") {
                 push(
                     region,
                     &arn,
                     Action::CreateDetector {
                         region: region.clone(),
                     },
-                    vec!["guardduty.detector-deleted"],
+                    vec!["detection-guardduty-detector-deleted"],
                 );
             }
-            if has(&fs, "guardduty.detector-disabled") {
+            if has(&fs, "detection-guardduty-detector-disabled") {
                 push(
                     region,
                     &arn,
@@ -507,13 +507,13 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                         region: region.clone(),
                         detector_id: d.id.clone(),
                     },
-                    vec!["guardduty.detector-disabled"],
+                    vec!["detection-guardduty-detector-disabled"],
                 );
             }
             if let Some(h) = have.and_then(|h| h.guardduty.as_ref()) {
                 for f in fs
                     .iter()
-                    .filter(|f| f.rule_id == "guardduty.suppression-filter-added")
+                    .filter(|f| f.rule_id == "detection-guardduty-suppression-filter-added")
                 {
                     if let Some(name) = f.actual.as_ref().and_then(|a| a["name"].as_str()) {
                         push(
@@ -524,13 +524,13 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                                 detector_id: h.id.clone(),
                                 name: name.to_owned(),
                             },
-                            vec!["guardduty.suppression-filter-added"],
+                            vec!["detection-guardduty-suppression-filter-added"],
                         );
                     }
                 }
                 for f in fs
                     .iter()
-                    .filter(|f| f.rule_id == "guardduty.trusted-ip-set-added")
+                    .filter(|f| f.rule_id == "detection-guardduty-trusted-ip-set-added")
                 {
                     if let Some(id) = f.actual.as_ref().and_then(|a| a["id"].as_str()) {
                         push(
@@ -541,7 +541,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                                 detector_id: h.id.clone(),
                                 ip_set_id: id.to_owned(),
                             },
-                            vec!["guardduty.trusted-ip-set-added"],
+                            vec!["detection-guardduty-trusted-ip-set-added"],
                         );
                     }
                 }
@@ -552,7 +552,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                 "arn:aws:config:{region}:{}:configuration-recorder/{}",
                 baseline.account, c.name
             );
-            if has(&rules_for(&arn), "config.recorder-stopped") {
+            if has(&rules_for(&arn), "detection-config-recorder-stopped") {
                 push(
                     region,
                     &arn,
@@ -560,7 +560,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                         region: region.clone(),
                         name: c.name.clone(),
                     },
-                    vec!["config.recorder-stopped"],
+                    vec!["detection-config-recorder-stopped"],
                 );
             }
         }
@@ -569,7 +569,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                 "arn:aws:ec2:{region}:{}:vpc-flow-log/{}",
                 baseline.account, flow.id
             );
-            if has(&rules_for(&arn), "flow-logs.deleted") {
+            if has(&rules_for(&arn), "sources-vpc-flow-logs-deleted") {
                 push(
                     region,
                     &arn,
@@ -577,7 +577,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                         region: region.clone(),
                         flow: flow.clone(),
                     },
-                    vec!["flow-logs.deleted"],
+                    vec!["sources-vpc-flow-logs-deleted"],
                 );
             }
         }
@@ -613,27 +613,27 @@ fn intern(id: &str) -> &'static str {
 
 fn not_restorable_reason(rule: &str) -> &'static str {
     match rule {
-        "trail.unexpected" => {
+        "trail-unexpected" => {
             "a trail not in the baseline is reported, not deleted: it may be legitimate (Control Tower, a new team); delete it by hand if it is the attacker's"
         }
-        "trail.delivery-failing" | "trail.delivery-stale" => {
+        "trail-delivery-failing" | "trail-delivery-stale" => {
             "delivery health follows from the bucket, key and policy: restore those, then it recovers"
         }
-        "region.not-logged" => "coverage follows from the trails: restore them",
-        "key.deleted" => {
+        "trail-region-not-logged" => "coverage follows from the trails: restore them",
+        "kms-key-deleted" => {
             "a deleted key cannot be restored: create a new key and update the baseline"
         }
-        "bucket.mfa-delete-off" => {
+        "bucket-mfa-delete-off" => {
             "MFA delete can only be re-enabled by the root user with an MFA device"
         }
-        "bucket.object-lock-weakened" => {
+        "bucket-object-lock-weakened" => {
             "Object Lock retention changes need a review: a lower default cannot be raised for objects already written"
         }
-        "bucket.replication-changed" => {
+        "bucket-replication-changed" => {
             "replication needs its IAM role and destination checked before it is restored: restore it by hand"
         }
-        "trail.tags-changed" => "tags are informational: restore them by hand if they matter",
-        "config.recorder-deleted" | "config.delivery-channel-deleted" => {
+        "trail-tags-changed" => "tags are informational: restore them by hand if they matter",
+        "detection-config-recorder-deleted" | "detection-config-delivery-channel-deleted" => {
             "re-creating a Config recorder needs its IAM role: restore it with your Config setup"
         }
         _ => "no automatic restore for this finding",

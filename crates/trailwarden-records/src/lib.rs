@@ -41,6 +41,15 @@
 //! This crate only reads the bytes and the files it is given: no AWS, no network, and no
 //! judgement on the records (rules and integrity checks live elsewhere).
 
+// A library returns errors and data: it neither panics on input nor prints.
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+pub mod envelope;
 mod error;
 mod input;
 mod reader;

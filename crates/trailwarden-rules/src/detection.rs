@@ -367,8 +367,11 @@ impl TextMatcher {
             if !matches!(position, Some("contains" | "startswith")) {
                 re.push('$');
             }
-            // The pattern is built from escaped literals and `.*`/`.`, so it always compiles.
-            let compiled = Regex::new(&re).unwrap_or_else(|_| Regex::new("$^").expect("valid"));
+            // Built from escaped literals and `.*`/`.`, the pattern always compiles.
+            #[allow(clippy::expect_used)]
+            let compiled = Regex::new(&re)
+                .or_else(|_| Regex::new("$^"))
+                .expect("`$^` is a valid regular expression");
             return Self {
                 how: TextHow::Glob(compiled),
                 needle: fold(&literal),

@@ -44,6 +44,7 @@ pub fn event_finding(
         region: text(&["awsRegion"]).unwrap_or_else(|| "unknown".to_owned()),
         technique: (!rule.catalog.is_empty()).then(|| rule.catalog.join(",")),
         attack: rule.attack_technique(),
+        sigma_id: rule.uuid.clone(),
         resource: resource_of(record),
         expected: None,
         actual: None,

@@ -19,6 +19,14 @@
 //!
 //! This crate is pure: no AWS, no files except those it is asked to load, no output.
 
+// A library returns errors and data: it neither panics on input nor prints.
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod condition;
 mod detection;
 mod error;

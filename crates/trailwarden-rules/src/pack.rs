@@ -164,6 +164,39 @@ impl RuleSet {
         }
     }
 
+    /// The rules a detecting command uses: the built-in pack when `dirs` is empty; else the
+    /// rules under `dirs`, plus the pack with `with_built_in`. Every problem is returned (none
+    /// is printed); a set without any CloudTrail rule is an error naming the directories.
+    pub fn from_dirs(
+        dirs: &[&Path],
+        with_built_in: bool,
+    ) -> Result<(Self, LoadReport), Vec<LoadError>> {
+        if dirs.is_empty() {
+            return Ok((Self::built_in()?, LoadReport::default()));
+        }
+        let (mut set, report) = Self::load_dirs(dirs)?;
+        if with_built_in {
+            set = Self::built_in()?.merge(set)?;
+        }
+        if set.is_empty() {
+            return Err(vec![LoadError {
+                file: dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                line: 0,
+                message: "no AWS CloudTrail rules found".to_owned(),
+            }]);
+        }
+        Ok((set, report))
+    }
+
+    /// The rule with this id.
+    pub fn rule(&self, rule_id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.rule_id == rule_id)
+    }
+
     /// Adds the rules of `other` (ids must stay unique).
     pub fn merge(self, other: Self) -> Result<Self, Vec<LoadError>> {
         let mut rules = self.rules;
@@ -194,6 +227,8 @@ impl RuleSet {
         let mut by_prefix = Vec::new();
         let mut always = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
+            // A rule set is loaded from files: it never holds 4 billion rules.
+            #[allow(clippy::expect_used)]
             let i = u32::try_from(i).expect("fewer than 4 billion rules");
             match rule.event_names() {
                 None => always.push((i, rule.needles())),

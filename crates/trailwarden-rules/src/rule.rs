@@ -12,8 +12,21 @@ use trailwarden_model::finding::Severity;
 pub enum Remediation {
     /// `remediate` / `watch --remediate` put the state back.
     State,
+    /// The guard puts trailwarden's own forwarding rule back (`watch --event-bus-arn`).
+    Forwarding,
     /// Detect only: nothing to put back (deleted objects, a finding archived, ...).
     None,
+}
+
+impl Remediation {
+    /// The name a rule file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::State => "state",
+            Self::Forwarding => "forwarding",
+            Self::None => "none",
+        }
+    }
 }
 
 /// A test case a rule carries: a record and whether the rule must match it.
@@ -93,7 +106,7 @@ impl Rule {
         Verdict {
             severity,
             failed,
-            remediable: !failed && self.remediation == Remediation::State,
+            remediable: !failed && self.remediation != Remediation::None,
         }
     }
 
@@ -257,11 +270,12 @@ fn compile(source: &str, doc: &Node) -> Result<Loaded, Problem> {
         None => Remediation::None,
         Some(node) => match node.text() {
             Some("state") => Remediation::State,
+            Some("forwarding") => Remediation::Forwarding,
             Some("none") => Remediation::None,
             _ => {
                 return Err(Problem::new(
                     node.line,
-                    "`trailwarden.remediation` must be `state` or `none`",
+                    "`trailwarden.remediation` must be `state`, `forwarding` or `none`",
                 ));
             }
         },

@@ -434,3 +434,23 @@ fn the_forwarding_pattern_keeps_the_rules_spelling() {
     // Still matched case-insensitively.
     assert!(set.may_match(Some("stoplogging")));
 }
+
+#[test]
+fn findings_carry_the_sigma_id_and_title_beside_the_rule_id() {
+    let text = "title: Trail stopped (SigmaHQ)\nid: 4db60067-4821-4a5c-9f3b-6ea0c4e3c2ab\nlogsource:\n  product: aws\n  service: cloudtrail\nlevel: high\ndetection:\n  selection:\n    eventName: StopLogging\n  condition: selection\n";
+    let (set, _) = RuleSet::load([("sigma/aws_cloudtrail_stop.yml".to_owned(), text.to_owned())])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let record = json!({"eventName": "StopLogging", "recipientAccountId": "111111111111"});
+    let mut findings = Vec::new();
+    set.for_each_match(&record, |rule, verdict| {
+        findings.push(crate::event_finding(rule, verdict, &record, None));
+    });
+    assert_eq!(findings.len(), 1);
+    let f = &findings[0];
+    assert_eq!(f.rule_id, "aws_cloudtrail_stop");
+    assert_eq!(
+        f.sigma_id.as_deref(),
+        Some("4db60067-4821-4a5c-9f3b-6ea0c4e3c2ab")
+    );
+    assert_eq!(f.title, "Trail stopped (SigmaHQ)");
+}

@@ -15,7 +15,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use trailwarden_aws::ClientFactory;
-use trailwarden_engine::{Filter, Journal, Outcome};
+use trailwarden_engine::{Filter, Journal, StepOutcome};
 use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
 
 const TECHNIQUES: &[&str] = &[
@@ -285,7 +285,7 @@ async fn main() {
             })
             .unwrap_or_default()
             .iter()
-            .filter(|e| e.call == "verify" && e.outcome == Outcome::Verified)
+            .filter(|e| e.call == "verify" && e.outcome == StepOutcome::Verified)
             .map(|e| e.id)
             .max()
             .unwrap_or(0)

@@ -4,7 +4,6 @@
 
 use crate::args::{DeployArgs, Format, GlobalArgs};
 use crate::exit;
-use crate::forwarding_check::Forwarding;
 use crate::output::{self, print, table};
 use crate::progress::Progress;
 use crate::{rules_cmd, targets};
@@ -12,8 +11,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 use trailwarden_aws::ClientFactory;
-use trailwarden_aws::fanout::for_each_region;
+use trailwarden_aws::fanout::{self, for_each_region};
 use trailwarden_aws::forwarding::{self, Change, FORWARDING_RULE};
+use trailwarden_engine::forwarding::Forwarding;
 use trailwarden_model::target::Gap;
 
 #[derive(Debug, Serialize)]
@@ -49,7 +49,9 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &DeployArgs) -> 
     }
     let selection = targets::selection(g, None);
     let progress = Progress::with_unit(g.quiet, "deploying forwarding rules", 0, "regions");
-    let resolution = targets::resolve(factory, &selection, &progress).await?;
+    progress.set_message("resolving accounts and regions");
+    let resolution = fanout::resolve(factory, &selection).await?;
+    progress.set_message("deploying forwarding rules");
     let mut gaps: Vec<Gap> = resolution.gaps;
     let cells: usize = resolution.accounts.iter().map(|a| a.regions.len()).sum();
     progress.add_work(cells as u64);

@@ -49,7 +49,7 @@ pub fn run(g: &GlobalArgs, args: &IncidentsArgs) -> Result<u8> {
                             d.account.clone(),
                             d.region.clone(),
                             d.event_name.clone().unwrap_or_default(),
-                            d.outcome.clone(),
+                            d.outcome.to_string(),
                         ]);
                     }
                     text.push_str(&format!("{t}\n\n"));

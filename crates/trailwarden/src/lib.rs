@@ -1,13 +1,15 @@
-//! The `trailwarden` library: the commands behind the CLI, and the guard (`guard`) that both
-//! `trailwarden watch` and the Lambda (`trailwarden-lambda`) run. AWS calls go through
-//! `trailwarden-aws`; no SDK client is built here.
+//! The `trailwarden` command line as a library: argument parsing (`args`), one `*_cmd` module
+//! per command that calls the engine (`trailwarden-engine`) and renders its result, and the
+//! HTTP surface of `watch` (`http_api`). AWS calls go through `trailwarden-aws`; what is
+//! decided about state and events is the engine's. No SDK client is built here.
+
+// Commands return errors instead of panicking; stdout is written only through `output`.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 pub mod args;
 pub mod deploy_cmd;
-pub mod forwarding_check;
-pub mod guard;
+pub mod http_api;
 pub mod incidents_cmd;
-pub mod notify;
 pub mod output;
 pub mod posture_cmd;
 pub mod progress;

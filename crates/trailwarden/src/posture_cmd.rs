@@ -10,20 +10,14 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 use trailwarden_aws::ClientFactory;
-use trailwarden_aws::fanout::{Account, Selection};
-use trailwarden_aws::snapshot::{AlsoRead, Phase, Snapshots, snapshot_accounts};
-use trailwarden_model::finding::{Finding, rfc3339};
+use trailwarden_aws::fanout::Selection;
+use trailwarden_engine::forwarding::Forwarding;
+use trailwarden_engine::state::{self, State};
+use trailwarden_model::clock;
+use trailwarden_model::finding::Finding;
 use trailwarden_model::target::{AccountId, Gap, GapKind};
-use trailwarden_posture::{AccountSnapshot, Baseline, Settings, audit_account, coverage_matrix};
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use trailwarden_posture::{AccountSnapshot, Baseline, audit_account, coverage_matrix};
 
 /// Resolves the selection and reads every account's snapshot, with a progress bar.
 pub async fn read_state(
@@ -31,47 +25,29 @@ pub async fn read_state(
     selection: &Selection,
     quiet: bool,
     baseline: Option<&Baseline>,
-) -> Result<(Vec<Account>, Snapshots)> {
+) -> Result<State> {
     let progress = Progress::new(quiet, "resolving accounts and regions", 0);
-    let resolution = targets::resolve(factory, selection, &progress).await?;
-    let cells: usize = resolution.accounts.iter().map(|a| a.regions.len()).sum();
-    progress.set_message(&format!(
-        "reading {} account(s) × {} region(s)",
-        resolution.accounts.len(),
-        resolution
-            .accounts
-            .iter()
-            .map(|a| a.regions.len())
-            .max()
-            .unwrap_or(0)
-    ));
-    progress.add_work(cells as u64);
-    let on_step = |phase: Phase| {
-        if phase != Phase::Region {
-            progress.add_work(1);
-        }
-        progress.step();
-    };
-    let also: BTreeMap<AccountId, AlsoRead> = baseline
-        .map(|b| {
-            b.accounts
-                .iter()
-                .map(|a| (a.account.clone(), AlsoRead::from_snapshot(a)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut snapshots =
-        snapshot_accounts(&resolution.accounts, selection.concurrency, &also, &on_step).await;
+    let state = state::read_state(
+        factory,
+        selection,
+        baseline.map_or(&[][..], |b| &b.accounts),
+        &progress.state_reader(),
+    )
+    .await?;
     progress.finish();
-    let mut gaps = resolution.gaps;
-    gaps.append(&mut snapshots.gaps);
-    snapshots.gaps = gaps;
-    Ok((resolution.accounts, snapshots))
+    Ok(state)
 }
 
 pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs) -> Result<u8> {
     let selection = targets::selection(g, None);
-    let (_, snapshots) = read_state(factory, &selection, g.quiet, None).await?;
+    let State {
+        snapshots,
+        not_enabled,
+        ..
+    } = read_state(factory, &selection, g.quiet, None).await?;
+    for region in &not_enabled {
+        eprintln!("note: {}", not_enabled_line(region));
+    }
     if !snapshots.gaps.is_empty() {
         eprint!("{}", gap_lines(&snapshots.gaps));
         if !args.allow_gaps {
@@ -85,46 +61,14 @@ pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs
         bail!("baseline not written: no account could be read");
     }
     // Posture problems at capture time are declared good by the capture: say so loudly.
-    let settings = Settings::default();
-    for snapshot in &snapshots.accounts {
-        for f in audit_account(snapshot, snapshot, &settings) {
-            eprintln!(
-                "warning: capturing as good: account {} {}: {} [{}]",
-                f.account, f.region, f.title, f.rule_id
-            );
-        }
-        for t in snapshot.trails.iter().filter(|t| !t.logging && !t.foreign) {
-            eprintln!(
-                "warning: capturing as good: account {} trail {} in {} is not logging; the baseline will not require it to log",
-                snapshot.account, t.name, t.home_region
-            );
-        }
+    let captured = state::capture(
+        snapshots.accounts,
+        &format!("trailwarden {}", env!("CARGO_PKG_VERSION")),
+    );
+    for warning in &captured.warnings {
+        eprintln!("warning: {warning}");
     }
-    let accounts: Vec<AccountSnapshot> = snapshots
-        .accounts
-        .into_iter()
-        .map(|mut s| {
-            // Delivery health is an observation, not part of the declared state.
-            for t in &mut s.trails {
-                t.delivery = None;
-            }
-            // Policies pretty-printed, so a change to one shows as a readable diff in review.
-            for b in &mut s.buckets {
-                b.policy = b.policy.take().map(|p| pretty_json(&p));
-            }
-            for k in &mut s.keys {
-                k.policy = k.policy.take().map(|p| pretty_json(&p));
-            }
-            s
-        })
-        .collect();
-    let baseline = Baseline {
-        format: trailwarden_posture::baseline::FORMAT,
-        captured_at: rfc3339(now()),
-        captured_by: format!("trailwarden {}", env!("CARGO_PKG_VERSION")),
-        settings,
-        accounts,
-    };
+    let baseline = captured.baseline;
     let text = baseline.to_toml()?;
     let tmp = args.out.with_extension("toml.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -159,6 +103,8 @@ struct AuditReport {
     accounts: Vec<AccountCoverage>,
     findings: Vec<Finding>,
     gaps: Vec<Gap>,
+    /// Named regions not enabled for an account: nothing can happen there, so no gap.
+    not_enabled: Vec<Gap>,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,14 +128,18 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         .collect();
     let selection = targets::selection(g, Some(baseline_ids));
     let forwarding = match &args.event_bus_arn {
-        Some(bus) => Some(crate::forwarding_check::Forwarding::new(
+        Some(bus) => Some(Forwarding::new(
             &crate::rules_cmd::load(&args.source)?,
             bus,
             None,
         )?),
         None => None,
     };
-    let (resolved, snapshots) = read_state(factory, &selection, g.quiet, Some(&baseline)).await?;
+    let State {
+        accounts: resolved,
+        snapshots,
+        not_enabled,
+    } = read_state(factory, &selection, g.quiet, Some(&baseline)).await?;
     let mut gaps = snapshots.gaps;
     let mut findings = Vec::new();
     if let Some(forwarding) = &forwarding {
@@ -229,6 +179,7 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         accounts,
         findings,
         gaps,
+        not_enabled,
     };
     output::print(&render(&report, format)?)?;
     Ok(if report.findings.is_empty() && report.gaps.is_empty() {
@@ -252,7 +203,7 @@ fn render(report: &AuditReport, format: Format) -> Result<String> {
             out
         }
         Format::Ocsf => {
-            let time = now() * 1000;
+            let time = clock::now_millis();
             let mut out = String::new();
             for f in &report.findings {
                 out += &serde_json::to_string(&f.to_ocsf(time, env!("CARGO_PKG_VERSION")))?;
@@ -368,6 +319,9 @@ fn render_table(report: &AuditReport) -> String {
             "\nCoverage: ✓ a logging trail records every management event there, ✗ none does, ? not read\n{matrix}"
         );
     }
+    for region in &report.not_enabled {
+        let _ = writeln!(out, "  note: {}", not_enabled_line(region));
+    }
     if !report.gaps.is_empty() {
         let _ = write!(
             out,
@@ -379,10 +333,14 @@ fn render_table(report: &AuditReport) -> String {
     out
 }
 
-fn pretty_json(text: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(text)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| text.to_owned())
+/// "account 1… region me-south-1: not enabled (nothing can happen there); enabled: …".
+fn not_enabled_line(g: &Gap) -> String {
+    format!(
+        "account {} region {}: {}",
+        g.account,
+        g.region.as_deref().unwrap_or("-"),
+        g.message
+    )
 }
 
 fn gap_lines(gaps: &[Gap]) -> String {

@@ -2,6 +2,8 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use trailwarden_aws::snapshot::Phase;
+use trailwarden_engine::state::ReadProgress;
 
 /// Wraps an indicatif bar that draws only on an interactive stderr.
 #[derive(Debug)]
@@ -47,6 +49,31 @@ impl Progress {
     /// Runs `f` (which writes to stderr) with the bar hidden.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         self.bar.suspend(f)
+    }
+
+    /// The engine's state reads drawn on this bar.
+    pub fn state_reader(&self) -> impl Fn(ReadProgress) + Sync + '_ {
+        move |p| match p {
+            ReadProgress::Resolving => self.set_message("resolving accounts and regions"),
+            ReadProgress::Reading {
+                accounts,
+                regions,
+                cells,
+            } => {
+                self.set_message(&format!(
+                    "reading {accounts} account(s) × {regions} region(s)"
+                ));
+                self.add_work(cells as u64);
+            }
+            ReadProgress::Step(phase) => {
+                // Trails and their resources are found as the read goes: each adds itself.
+                if phase != Phase::Region {
+                    self.add_work(1);
+                }
+                self.step();
+            }
+            ReadProgress::Done => {}
+        }
     }
 
     pub fn finish(&self) {

@@ -9,7 +9,8 @@ use trailwarden_rules::RuleSet;
 /// The rules to use: the built-in pack, or the `--rules` directories (plus the pack with
 /// `--built-in`). A rule that cannot load stops the command, each problem named.
 pub fn load(source: &RulesSource) -> anyhow::Result<RuleSet> {
-    let fail = |errors: Vec<trailwarden_rules::LoadError>| {
+    let dirs: Vec<&std::path::Path> = source.rules.iter().map(|p| p.as_path()).collect();
+    let (set, report) = RuleSet::from_dirs(&dirs, source.built_in).map_err(|errors| {
         for e in &errors {
             eprintln!("error: {e}");
         }
@@ -17,35 +18,11 @@ pub fn load(source: &RulesSource) -> anyhow::Result<RuleSet> {
             "{} rule file(s) could not be loaded (see above)",
             errors.len()
         )
-    };
-    if source.rules.is_empty() {
-        return RuleSet::built_in().map_err(fail);
-    }
-    let dirs: Vec<&std::path::Path> = source.rules.iter().map(|p| p.as_path()).collect();
-    let (mut set, report) = RuleSet::load_dirs(&dirs).map_err(fail)?;
-    if !report.skipped.is_empty() {
+    })?;
+    if let Some((file, why)) = report.skipped.first() {
         eprintln!(
-            "note: skipped {} rule file(s) for other log sources than AWS CloudTrail (e.g. {}: {})",
+            "note: skipped {} rule file(s) for other log sources than AWS CloudTrail (e.g. {file}: {why})",
             report.skipped.len(),
-            report.skipped[0].0,
-            report.skipped[0].1
-        );
-    }
-    if source.built_in {
-        set = RuleSet::built_in()
-            .map_err(fail)?
-            .merge(set)
-            .map_err(fail)?;
-    }
-    if set.is_empty() {
-        anyhow::bail!(
-            "no CloudTrail rules found in {}",
-            source
-                .rules
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
         );
     }
     Ok(set)
@@ -63,10 +40,9 @@ pub fn list(args: &RulesArgs, format: Option<Format>) -> anyhow::Result<u8> {
                     r.level.to_string(),
                     r.catalog.join(","),
                     r.attack_technique().unwrap_or_default(),
-                    if r.remediation == trailwarden_rules::Remediation::State {
-                        "state"
-                    } else {
-                        "-"
+                    match r.remediation {
+                        trailwarden_rules::Remediation::None => "-",
+                        other => other.as_str(),
                     }
                     .to_owned(),
                     r.title.clone(),
@@ -81,7 +57,7 @@ pub fn list(args: &RulesArgs, format: Option<Format>) -> anyhow::Result<u8> {
                     json!({
                         "rule_id": r.rule_id, "id": r.uuid, "title": r.title, "level": r.level,
                         "catalog": r.catalog, "attack": r.attack_technique(),
-                        "remediation": if r.remediation == trailwarden_rules::Remediation::State { "state" } else { "none" },
+                        "remediation": r.remediation.as_str(),
                         "tests": r.tests.len(), "source": r.source,
                     })
                 })

@@ -15,7 +15,8 @@ use std::time::Instant;
 use trailwarden_aws::ClientFactory;
 use trailwarden_aws::log_objects::{self, S3Location};
 use trailwarden_engine::scan::{Input, RecordFilter, ScanOptions, SourceResult, scan};
-use trailwarden_model::finding::{Finding, Severity, parse_rfc3339};
+use trailwarden_model::clock::parse_rfc3339;
+use trailwarden_model::finding::{Finding, Severity};
 use trailwarden_model::log_key::{KeyFilter, parse_day};
 use trailwarden_model::target::RegionSelection;
 
@@ -139,7 +140,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
                 Err(e) => {
                     inputs.push(Input::Failed {
                         name: location.url_of(&location.prefix),
-                        error: e,
+                        error: e.to_string(),
                     });
                     continue;
                 }
@@ -152,7 +153,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
             ),
             Err(e) => inputs.push(Input::Failed {
                 name: location.url_of(&location.prefix),
-                error: e,
+                error: e.to_string(),
             }),
         }
     }
@@ -186,7 +187,10 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
                                 name,
                                 path: spooled,
                             },
-                            Err(error) => Input::Failed { name, error },
+                            Err(error) => Input::Failed {
+                                name,
+                                error: error.to_string(),
+                            },
                         };
                     }
                     match log_objects::fetch(
@@ -199,7 +203,10 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
                     .await
                     {
                         Ok(bytes) => Input::Bytes { name, bytes },
-                        Err(error) => Input::Failed { name, error },
+                        Err(error) => Input::Failed {
+                            name,
+                            error: error.to_string(),
+                        },
                     }
                 }
             })
@@ -340,7 +347,7 @@ fn parse_time(text: &str, end_of_day: bool) -> anyhow::Result<u64> {
 }
 
 fn day_of(unix: u64) -> (u16, u8, u8) {
-    let text = trailwarden_model::finding::rfc3339(unix);
+    let text = trailwarden_model::clock::rfc3339(unix);
     parse_day(&text).unwrap_or((1970, 1, 1))
 }
 

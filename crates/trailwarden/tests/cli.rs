@@ -341,7 +341,7 @@ async fn capture_then_audit_clean_then_tampered_then_bad_baseline() {
     let findings = report["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{findings:#?}");
     let f = &findings[0];
-    assert_eq!(f["rule_id"], "trail.logging-stopped");
+    assert_eq!(f["rule_id"], "trail-logging-stopped");
     assert_eq!(f["severity"], "critical");
     assert_eq!(f["account"], "100000000002");
     assert_eq!(f["region"], "us-east-1");
@@ -383,7 +383,7 @@ async fn capture_then_audit_clean_then_tampered_then_bad_baseline() {
     .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("trail.logging-stopped"),
+        stdout(&out).contains("trail-logging-stopped"),
         "{}",
         stdout(&out)
     );

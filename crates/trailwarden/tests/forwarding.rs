@@ -102,7 +102,7 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["rule_id"] == "guard.forwarding-rule")
+        .filter(|f| f["rule_id"] == "responder-forwarding-rule")
         .collect();
     assert_eq!(missing.len(), 2, "{doc:#}");
     assert!(
@@ -149,7 +149,7 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["rule_id"] == "guard.forwarding-rule")
+        .filter(|f| f["rule_id"] == "responder-forwarding-rule")
         .map(|f| {
             (
                 f["region"].as_str().unwrap().to_owned(),
@@ -219,7 +219,7 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
             let v: Vec<_> = entries
                 .iter()
                 .filter(|e| {
-                    e.call == "verify" && e.finding.as_deref() == Some("guard.forwarding-rule")
+                    e.call == "verify" && e.finding.as_deref() == Some("responder-forwarding-rule")
                 })
                 .map(|e| (e.region.clone(), e.outcome.to_string()))
                 .collect();

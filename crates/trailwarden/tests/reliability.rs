@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 use trailwarden_aws::sdk::eventbridge::types::Target;
 use trailwarden_aws::sdk::sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use trailwarden_aws::{AccountConfig, ClientFactory};
-use trailwarden_engine::journal::{Filter, Journal, Outcome};
+use trailwarden_engine::journal::{Filter, Journal, StepOutcome};
 use trailwarden_lab::trailwarden_moto::Fault;
 use trailwarden_lab::{
     FORWARDED_RULE, HOME_REGION, Lab, LabSpec, REGIONAL_TRAIL_REGION, ROLE_NAME, operator_options,
 };
+use trailwarden_model::outcome::Outcome;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 const REGIONS: &str = "us-east-1,eu-west-1";
@@ -829,7 +830,7 @@ fn kill_9_during_a_burst_of_1000_events_loses_none_and_restores_everything_once(
                 .filter(|d| d.event_id.as_deref() == Some(id))
                 .collect();
             assert!(
-                !d.is_empty() && d.iter().all(|d| d.outcome == "restored"),
+                !d.is_empty() && d.iter().all(|d| d.outcome == Outcome::Restored),
                 "attack event {id}: {d:#?}"
             );
         }
@@ -857,7 +858,7 @@ fn kill_9_during_a_burst_of_1000_events_loses_none_and_restores_everything_once(
         // And the journal: every applied step once, none failed.
         let entries = j.list(&Filter::default()).unwrap();
         let mut applied: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-        for e in entries.iter().filter(|e| e.outcome == Outcome::Applied) {
+        for e in entries.iter().filter(|e| e.outcome == StepOutcome::Applied) {
             applied
                 .entry((e.account.clone(), e.resource.clone(), e.call.clone()))
                 .or_default()
@@ -868,7 +869,7 @@ fn kill_9_during_a_burst_of_1000_events_loses_none_and_restores_everything_once(
         assert!(
             entries
                 .iter()
-                .all(|e| !matches!(e.outcome, Outcome::Failed | Outcome::NotRestored)),
+                .all(|e| !matches!(e.outcome, StepOutcome::Failed | StepOutcome::NotRestored)),
             "{entries:#?}"
         );
         println!("test 1 total: {:?}", t.elapsed());
@@ -984,14 +985,14 @@ fn throttling_and_5xx_for_a_while_delay_the_restore_but_lose_nothing() {
         let event_id = attack[0].event_id.clone().unwrap();
         assert!(j.event_handled(&event_id).unwrap());
         assert!(
-            attack.iter().any(|d| d.outcome == "restored"),
+            attack.iter().any(|d| d.outcome == Outcome::Restored),
             "{attack:#?}"
         );
         assert!(
             j.list(&Filter::default())
                 .unwrap()
                 .iter()
-                .any(|e| e.call == "cloudtrail:StartLogging" && e.outcome == Outcome::Applied),
+                .any(|e| e.call == "cloudtrail:StartLogging" && e.outcome == StepOutcome::Applied),
         );
         assert_eq!(env.counts(&env.dlq_url).await, (0, 0), "dead-lettered");
         assert!(proxy.hits(receive) >= 2 && proxy.hits(start_logging) >= 1);

@@ -185,7 +185,12 @@ async fn a_log_file_named_by_an_s3_notification_is_scanned_and_acted_on() {
     };
     let _ = watch.kill();
     let _ = watch.wait();
-    assert_eq!(restored.outcome, "restored", "{restored:?}\n{}", log());
+    assert_eq!(
+        restored.outcome,
+        trailwarden_model::outcome::Outcome::Restored,
+        "{restored:?}\n{}",
+        log()
+    );
     assert_eq!(restored.rule_id, "trail-stop-logging");
     assert_eq!(restored.account, victim);
     assert!(

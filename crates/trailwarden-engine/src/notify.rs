@@ -2,14 +2,15 @@
 //! the guard queues one row per sink with the detection; a delivery loop sends what is due,
 //! retrying with exponential backoff, so neither a crash nor a sink outage loses one.
 
-use crate::guard::{Handled, Metrics};
+use crate::journal::{Detection, Journal, JournalError, PendingNotification};
+use crate::metrics::Metrics;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tracing::{info, warn};
 use trailwarden_aws::ClientFactory;
-use trailwarden_engine::journal::{Journal, PendingNotification};
+use trailwarden_model::clock;
 
 /// Where detections go.
 #[derive(Debug, Clone, Default)]
@@ -35,17 +36,20 @@ impl Sinks {
 
     /// Queues the notification of a detection for every sink (in the caller's transaction
     /// order: right after the detection itself is recorded).
-    pub fn queue(&self, journal: &Journal, handled: &Handled, now: &str) -> Result<(), String> {
+    pub fn queue(
+        &self,
+        journal: &Journal,
+        detection: &Detection,
+        now: &str,
+    ) -> Result<(), JournalError> {
         let payload = serde_json::json!({
             "type": "trailwarden.detection",
             "version": 1,
-            "detection": handled,
+            "detection": detection,
         })
         .to_string();
         for sink in self.names() {
-            journal
-                .queue_notification(&sink, &payload, now)
-                .map_err(|e| e.to_string())?;
+            journal.queue_notification(&sink, &payload, now)?;
         }
         Ok(())
     }
@@ -85,7 +89,7 @@ pub async fn deliver_loop(
     let client = webhook_client();
     loop {
         let stopping = *stop.borrow();
-        let now = crate::posture_cmd::now();
+        let now = clock::now();
         let due = match journal.due_notifications(now, 50) {
             Ok(due) => due,
             Err(e) => {
@@ -172,7 +176,8 @@ async fn deliver(
     if let Some(topic) = n.sink.strip_prefix("sns:") {
         let subject = subject(&n.payload);
         return trailwarden_aws::topics::publish(&factory.caller(), topic, &subject, &n.payload)
-            .await;
+            .await
+            .map_err(|e| e.to_string());
     }
     let Some(url) = n.sink.strip_prefix("webhook:") else {
         return Err(format!("unknown sink {}", n.sink));

@@ -3,21 +3,27 @@
 //! guard in that region (tamper-catalog H), so `audit --event-bus-arn` reports it and the
 //! sweeps of `watch --event-bus-arn --remediate` put it back (journaled like any restore).
 
-use crate::posture_cmd::now;
-use anyhow::{Result, bail};
+use crate::journal::{Journal, NewEntry, StepOutcome};
 use serde_json::{Value, json};
 use trailwarden_aws::fanout::{Account, for_each_region};
 use trailwarden_aws::forwarding::{self, Drift, FORWARDING_RULE};
-use trailwarden_engine::journal::{Journal, NewEntry, Outcome};
-use trailwarden_model::finding::{Finding, Severity, rfc3339};
+use trailwarden_model::clock;
+use trailwarden_model::finding::{Finding, Severity};
 use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_rules::RuleSet;
 
 /// The rule id of the finding.
-pub const RULE_ID: &str = "guard.forwarding-rule";
+pub const RULE_ID: &str = "responder-forwarding-rule";
+
+/// The event bus named for the forwarding rules' target is not an EventBridge bus ARN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--event-bus-arn {0:?} is not an EventBridge bus ARN (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)"
+)]
+pub struct NotABusArn(pub String);
 
 /// What every member region's forwarding rule should be.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Forwarding {
     pub bus_arn: String,
     /// Role EventBridge uses for a bus in another region (`deploy --forwarder-role-name`).
@@ -30,11 +36,9 @@ impl Forwarding {
         rules: &RuleSet,
         bus_arn: &str,
         forwarder_role_name: Option<String>,
-    ) -> Result<Self> {
+    ) -> Result<Self, NotABusArn> {
         if !bus_arn.starts_with("arn:") || !bus_arn.contains(":event-bus/") {
-            bail!(
-                "--event-bus-arn {bus_arn:?} is not an EventBridge bus ARN (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)"
-            );
+            return Err(NotABusArn(bus_arn.to_owned()));
         }
         Ok(Forwarding {
             bus_arn: bus_arn.to_owned(),
@@ -44,7 +48,7 @@ impl Forwarding {
     }
 
     fn bus_region(&self) -> &str {
-        self.bus_arn.split(':').nth(3).unwrap_or_default()
+        trailwarden_model::target::region_of_arn(&self.bus_arn).unwrap_or_default()
     }
 
     /// The role EventBridge passes events with: only for a bus in another region.
@@ -69,6 +73,7 @@ impl Forwarding {
             region: region.to_owned(),
             technique: Some("H".into()),
             attack: Some("T1562.001".into()),
+            sigma_id: None,
             resource: Some(format!(
                 "arn:aws:events:{region}:{account}:rule/{FORWARDING_RULE}"
             )),
@@ -120,7 +125,7 @@ impl Forwarding {
         findings: &[Finding],
         journal: &Journal,
     ) -> (Vec<Finding>, Vec<(Finding, String)>) {
-        let run = format!("run-{}-{}-forwarding", now(), std::process::id());
+        let run = format!("run-{}-{}-forwarding", clock::now(), std::process::id());
         let mut restored = Vec::new();
         let mut failed = Vec::new();
         for f in findings.iter().filter(|f| f.rule_id == RULE_ID) {
@@ -145,9 +150,9 @@ impl Forwarding {
                 },
                 Err(gap) => Some(gap.to_string()),
             };
-            let entry = |call: &str, outcome: Outcome, error: Option<String>| NewEntry {
+            let entry = |call: &str, outcome: StepOutcome, error: Option<String>| NewEntry {
                 run_id: run.clone(),
-                time: rfc3339(now()),
+                time: clock::now_rfc3339(),
                 account: account.id.to_string(),
                 region: f.region.clone(),
                 resource: f.resource.clone().unwrap_or_default(),
@@ -160,9 +165,9 @@ impl Forwarding {
             let mut records = vec![entry(
                 "events:PutRule+PutTargets",
                 if applied.is_ok() {
-                    Outcome::Applied
+                    StepOutcome::Applied
                 } else {
-                    Outcome::Failed
+                    StepOutcome::Failed
                 },
                 applied.as_ref().err().map(|g| g.to_string()),
             )];
@@ -170,9 +175,9 @@ impl Forwarding {
                 records.push(entry(
                     "verify",
                     if verified.is_none() {
-                        Outcome::Verified
+                        StepOutcome::Verified
                     } else {
-                        Outcome::NotRestored
+                        StepOutcome::NotRestored
                     },
                     verified.clone(),
                 ));

@@ -1,0 +1,124 @@
+//! The responder's counters, rendered for `/metrics` (Prometheus text format). Counts only:
+//! no label carries an account, a region or an event name.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters for /metrics (Prometheus text format).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub messages: AtomicU64,
+    pub events: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub findings: AtomicU64,
+    pub restores: AtomicU64,
+    pub restore_failures: AtomicU64,
+    pub errors: AtomicU64,
+    pub sweeps: AtomicU64,
+    pub sweep_millis: AtomicU64,
+    /// Milliseconds from the last event's eventTime to its handling.
+    pub lag_millis: AtomicU64,
+    pub notifications: AtomicU64,
+    pub notification_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for (name, kind, help, value) in [
+            (
+                "trailwarden_messages_total",
+                "counter",
+                "Queue messages received.",
+                g(&self.messages) as f64,
+            ),
+            (
+                "trailwarden_events_total",
+                "counter",
+                "CloudTrail events evaluated.",
+                g(&self.events) as f64,
+            ),
+            (
+                "trailwarden_duplicate_events_total",
+                "counter",
+                "Redelivered events recognised by eventID and skipped.",
+                g(&self.duplicates) as f64,
+            ),
+            (
+                "trailwarden_findings_total",
+                "counter",
+                "Rule findings raised by events.",
+                g(&self.findings) as f64,
+            ),
+            (
+                "trailwarden_restores_total",
+                "counter",
+                "Findings restored and verified.",
+                g(&self.restores) as f64,
+            ),
+            (
+                "trailwarden_restore_failures_total",
+                "counter",
+                "Findings that could not be restored.",
+                g(&self.restore_failures) as f64,
+            ),
+            (
+                "trailwarden_errors_total",
+                "counter",
+                "Messages or sweeps that failed (retried by the queue).",
+                g(&self.errors) as f64,
+            ),
+            (
+                "trailwarden_sweeps_total",
+                "counter",
+                "Full sweeps against the baseline.",
+                g(&self.sweeps) as f64,
+            ),
+            (
+                "trailwarden_sweep_duration_seconds",
+                "gauge",
+                "Duration of the last sweep.",
+                g(&self.sweep_millis) as f64 / 1000.0,
+            ),
+            (
+                "trailwarden_queue_lag_seconds",
+                "gauge",
+                "From the last event's time to its handling.",
+                g(&self.lag_millis) as f64 / 1000.0,
+            ),
+            (
+                "trailwarden_notifications_total",
+                "counter",
+                "Notifications delivered (SNS, webhooks).",
+                g(&self.notifications) as f64,
+            ),
+            (
+                "trailwarden_notification_failures_total",
+                "counter",
+                "Notifications given up after their last attempt (kept in the outbox).",
+                g(&self.notification_failures) as f64,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let m = Metrics::default();
+        m.events.fetch_add(3, Ordering::Relaxed);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE trailwarden_events_total counter\ntrailwarden_events_total 3\n"),
+            "{text}"
+        );
+    }
+}
