@@ -29,6 +29,7 @@ fn repository_root() -> PathBuf {
 
 /// The corpus directory `value` names: absolute as it is, relative from the repository root;
 /// it must hold `MANIFEST.md`.
+#[track_caller]
 fn resolve(value: Option<OsString>) -> PathBuf {
     let Some(value) = value else {
         panic!("{VARIABLE} is not set: this test cannot run without the corpus; {HOW}");
@@ -49,6 +50,7 @@ fn resolve(value: Option<OsString>) -> PathBuf {
 ///
 /// When the variable is not set or names a directory without `MANIFEST.md`; the message names
 /// the variable and how to set it.
+#[track_caller]
 pub fn dir() -> PathBuf {
     resolve(std::env::var_os(VARIABLE))
 }

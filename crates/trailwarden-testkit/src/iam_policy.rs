@@ -114,6 +114,7 @@ pub fn iam_action(service: &str, operation: &str) -> String {
 /// # Panics
 ///
 /// When no call was counted, or naming every action called but not allowed and the files.
+#[track_caller]
 pub fn assert_calls_allowed<'a>(
     calls: impl IntoIterator<Item = &'a (String, String)>,
     files: &[&str],
