@@ -10,20 +10,11 @@ use trailwarden_lab::attacks::TECHNIQUES;
 use trailwarden_lab::{Lab, LabSpec};
 use trailwarden_model::target::RegionSelection;
 use trailwarden_posture::plan::plan;
-use trailwarden_posture::{AccountSnapshot, Settings, audit_account};
+use trailwarden_posture::{Settings, audit_account};
 
 async fn read(lab: &Lab, baseline: Option<&Snapshots>) -> (Vec<Account>, Snapshots) {
     let regions = RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()]);
     lab.read_state(&regions, baseline).await
-}
-
-/// The snapshot of `account` in a read; an account missing from it fails the test.
-fn snapshot_of<'a>(snapshots: &'a Snapshots, account: &str) -> &'a AccountSnapshot {
-    snapshots
-        .accounts
-        .iter()
-        .find(|a| a.account.as_str() == account)
-        .unwrap_or_else(|| panic!("{account} is missing from the read"))
 }
 
 /// The technique whose restore call moto cannot serve.
@@ -59,7 +50,13 @@ async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
     let untouched = trailwarden_lab::account_id(TECHNIQUES.len() + 1);
     assert!(!technique_of.contains_key(&untouched));
     let settings = Settings::default();
-    let baseline_of = |id: &str| snapshot_of(&before, id);
+    let baseline_of = |id: &str| {
+        before
+            .accounts
+            .iter()
+            .find(|a| a.account.as_str() == id)
+            .unwrap_or_else(|| panic!("{id} is missing from the read before the attacks"))
+    };
     // The untouched account has nothing to audit or restore, before and after the others'
     // restores.
     let untouched_is_clean = |read: &Snapshots, when: &str| -> Option<String> {
