@@ -4,10 +4,11 @@
 //! Fails loudly when the corpus is absent. Run with `--nocapture` to see the counts.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use trailwarden_engine::scan::{Input, ScanOptions, SourceResult, scan_input};
 use trailwarden_model::finding::Severity;
 use trailwarden_rules::RuleSet;
+use trailwarden_testkit::corpus;
 
 /// The Panther rules whose positive tests are tampering (the issue's list).
 const PANTHER_TAMPER_RULES: &[&str] = &[
@@ -59,22 +60,6 @@ const STRATUS: &[(&str, &str)] = &[
     ),
 ];
 
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("TRAILWARDEN_CORPUS").unwrap_or_else(|| {
-        panic!("TRAILWARDEN_CORPUS is not set: point it at the shared corpus (../shared/corpus)")
-    });
-    // A relative path is taken from the repository root (CI: ../shared/corpus).
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(dir);
-    assert!(
-        dir.join("MANIFEST.md").is_file(),
-        "{} holds no corpus",
-        dir.display()
-    );
-    dir
-}
-
 fn pack() -> RuleSet {
     RuleSet::built_in().unwrap_or_else(|e| panic!("{e:?}"))
 }
@@ -90,38 +75,13 @@ fn scan_file(rules: &RuleSet, path: &Path) -> SourceResult {
     result
 }
 
-/// Minimal CSV: quoted fields may hold commas and doubled quotes.
-fn csv_rows(text: &str) -> Vec<Vec<String>> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let mut fields = vec![String::new()];
-            let mut quoted = false;
-            let mut chars = line.chars().peekable();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' if quoted && chars.peek() == Some(&'"') => {
-                        chars.next();
-                        fields.last_mut().unwrap().push('"');
-                    }
-                    '"' => quoted = !quoted,
-                    ',' if !quoted => fields.push(String::new()),
-                    c => fields.last_mut().unwrap().push(c),
-                }
-            }
-            fields
-        })
-        .collect()
-}
-
 #[test]
 fn every_stratus_defense_evasion_detonation_is_flagged() {
     let rules = pack();
-    let dir = corpus().join("stratus-red-team/detonation-logs");
+    let dir = corpus::dir().join(corpus::STRATUS_DETONATIONS);
     for (file, event) in STRATUS {
         let result = scan_file(&rules, &dir.join(file));
-        let text = std::fs::read_to_string(dir.join(file)).unwrap();
-        let records: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let records = corpus::records(dir.join(file));
         let calls: Vec<&str> = records
             .iter()
             .filter(|r| r["eventName"] == *event)
@@ -146,36 +106,32 @@ fn every_stratus_defense_evasion_detonation_is_flagged() {
 #[test]
 fn every_positive_panther_tamper_test_is_flagged() {
     let rules = pack();
-    let dir = corpus().join("panther-analysis");
-    let manifest = std::fs::read_to_string(dir.join("manifest.csv")).unwrap();
-    let rows = csv_rows(&manifest);
-    let header = &rows[0];
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let (file_col, rule_col, expected_col) = (col("file"), col("rule_id"), col("expected_result"));
+    let dir = corpus::dir().join("panther-analysis");
+    let rows = corpus::manifest("panther-analysis");
     let mut flagged: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut missed = Vec::new();
     let mut negatives_flagged = Vec::new();
-    for row in &rows[1..] {
-        let rule = row[rule_col].as_str();
+    for row in &rows {
+        let rule = row["rule_id"].as_str();
         if !PANTHER_TAMPER_RULES.contains(&rule) {
             continue;
         }
-        let result = scan_file(&rules, &dir.join(&row[file_col]));
+        let result = scan_file(&rules, &dir.join(&row["file"]));
         let loud = result
             .findings
             .iter()
             .any(|f| f.severity >= Severity::Medium);
-        if row[expected_col] == "True" {
+        if row["expected_result"] == "True" {
             let entry = flagged.entry(rule).or_default();
             entry.1 += 1;
             if result.findings.is_empty() {
-                missed.push(row[file_col].clone());
+                missed.push(row["file"].clone());
             } else {
                 entry.0 += 1;
             }
         } else if loud {
             let ids: Vec<_> = result.findings.iter().map(|f| f.rule_id.clone()).collect();
-            negatives_flagged.push(format!("{} {ids:?}", row[file_col]));
+            negatives_flagged.push(format!("{} {ids:?}", row["file"]));
         }
     }
     for (rule, (hit, all)) in &flagged {
@@ -203,16 +159,11 @@ fn every_positive_panther_tamper_test_is_flagged() {
 #[test]
 fn the_benign_sets_raise_nothing_at_medium_or_above() {
     let rules = pack();
-    let root = corpus();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut loud = Vec::new();
     let mut records = 0;
     for set in ["cribl-aws-cloudtrail-logs", "otrf-security-datasets"] {
-        for entry in std::fs::read_dir(root.join(set)).unwrap().flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) == Some("csv") {
-                continue;
-            }
+        for path in corpus::record_files(set) {
             let result = scan_file(&rules, &path);
             records += result.records;
             for f in &result.findings {

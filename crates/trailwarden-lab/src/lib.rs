@@ -48,6 +48,9 @@ pub const REGIONAL_TRAIL_REGION: &str = "eu-west-1";
 pub const SECURITY_ACCOUNT: &str = "100000000000";
 /// The role trailwarden's service assumes in the security account.
 pub const SECURITY_ROLE: &str = "TrailwardenWatch";
+/// The role session name of trailwarden's service in the security account
+/// ([`Lab::service_credentials`]).
+pub const SERVICE_SESSION: &str = "watch-service";
 /// The security account's central queue of forwarded CloudTrail events, and its dead letters.
 pub const EVENT_QUEUE: &str = "trailwarden-events";
 pub const DEAD_LETTER_QUEUE: &str = "trailwarden-events-dlq";
@@ -174,6 +177,31 @@ pub fn operator_credentials() -> Credentials {
         None,
         "trailwarden-lab",
     )
+}
+
+/// The lab operator's credentials as a process takes them from its environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), for running trailwarden's binaries.
+pub fn operator_env() -> Vec<(&'static str, String)> {
+    let c = operator_credentials();
+    vec![
+        ("AWS_ACCESS_KEY_ID", c.access_key_id().to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_owned()),
+    ]
+}
+
+/// A role session's credentials (an STS AssumeRole answer) as a process takes them from its
+/// environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+pub fn session_env(
+    credentials: &trailwarden_aws::sdk::sts::types::Credentials,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.secret_access_key().to_owned(),
+        ),
+        ("AWS_SESSION_TOKEN", credentials.session_token().to_owned()),
+    ]
 }
 
 /// Options that reach `endpoint` as the lab's operator, with quick failure on errors.
@@ -344,6 +372,34 @@ impl Lab {
         .await
         .expect("the lab's operator can always resolve");
         (state.accounts, state.snapshots)
+    }
+
+    /// The credentials trailwarden's service (`watch`) runs with in the security account, as
+    /// a process takes them from its environment ([`session_env`]): the operator assumes
+    /// [`SECURITY_ROLE`] with the role session [`SERVICE_SESSION`]. Straight to moto, so the
+    /// proxy's counts and the emulated CloudTrail do not see it.
+    pub async fn service_credentials(&self) -> Result<Vec<(&'static str, String)>, LabError> {
+        let security = &self.description.security;
+        let factory = ClientFactory::new(&operator_options(&self.description.moto_endpoint)).await;
+        let assumed = call!(
+            &security.id,
+            "AssumeRole",
+            factory
+                .caller()
+                .sts(HOME_REGION)
+                .assume_role()
+                .role_arn(&security.role_arn)
+                .role_session_name(SERVICE_SESSION)
+                .send()
+        );
+        let credentials = assumed.credentials().ok_or_else(|| {
+            step_failed(
+                &security.id,
+                "AssumeRole",
+                "the answer holds no credentials",
+            )
+        })?;
+        Ok(session_env(credentials))
     }
 
     /// Performs a technique of [`attacks::TECHNIQUES`] against a member account.

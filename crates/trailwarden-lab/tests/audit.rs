@@ -8,10 +8,38 @@ use trailwarden_lab::attacks::TECHNIQUES;
 use trailwarden_lab::{Lab, LabSpec};
 use trailwarden_model::target::{AccountId, GapKind, RegionSelection};
 use trailwarden_moto::Fault;
-use trailwarden_posture::{Settings, audit_account};
+use trailwarden_posture::{AccountSnapshot, Settings, audit_account};
 
 async fn read(lab: &Lab, regions: &RegionSelection, baseline: Option<&Snapshots>) -> Snapshots {
     lab.read_state(regions, baseline).await.1
+}
+
+/// The snapshot of `account` in a read. Checks look accounts up by the ids the test chose, not
+/// by looping over what was read: an account that silently drops out of the read fails here
+/// instead of passing unchecked.
+fn snapshot_of<'a>(snapshots: &'a Snapshots, account: &str) -> &'a AccountSnapshot {
+    snapshots
+        .accounts
+        .iter()
+        .find(|a| a.account.as_str() == account)
+        .unwrap_or_else(|| {
+            let read: Vec<&str> = snapshots
+                .accounts
+                .iter()
+                .map(|a| a.account.as_str())
+                .collect();
+            panic!("{account} is missing from the read (read: {read:?})")
+        })
+}
+
+/// The ids of the lab's reachable member accounts.
+fn reachable(lab: &Lab) -> Vec<String> {
+    lab.description
+        .accounts
+        .iter()
+        .filter(|a| a.reachable)
+        .map(|a| a.id.clone())
+        .collect()
 }
 
 /// What each technique must produce against moto (and nothing else).
@@ -75,7 +103,8 @@ async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_no
     let before = read(&lab, &regions, None).await;
     assert!(before.gaps.is_empty(), "{:?}", before.gaps);
     let settings = Settings::default();
-    for s in &before.accounts {
+    for account in reachable(&lab) {
+        let s = snapshot_of(&before, &account);
         assert_eq!(
             audit_account(s, s, &settings),
             vec![],
@@ -91,27 +120,32 @@ async fn every_technique_produces_exactly_its_findings_and_untouched_accounts_no
             .unwrap_or_else(|e| panic!("{}: {e}", technique.id));
         victim.insert(account.parse().unwrap(), technique.id);
     }
+    let untouched: AccountId = trailwarden_lab::account_id(TECHNIQUES.len() + 1)
+        .parse()
+        .unwrap();
+    assert!(!victim.contains_key(&untouched));
 
     let after = read(&lab, &regions, Some(&before)).await;
     assert!(after.gaps.is_empty(), "{:?}", after.gaps);
     let mut failures = Vec::new();
-    for observed in &after.accounts {
-        let baseline = before
-            .accounts
-            .iter()
-            .find(|a| a.account == observed.account)
-            .unwrap();
+    // Every victim with its technique's findings, and the untouched account with none.
+    let checked = victim
+        .iter()
+        .map(|(account, technique)| (account, Some(*technique)))
+        .chain([(&untouched, None)]);
+    for (account, technique) in checked {
+        let what = technique.unwrap_or("untouched");
+        let Some(observed) = after.accounts.iter().find(|a| a.account == *account) else {
+            failures.push(format!("{account} ({what}): missing from the read"));
+            continue;
+        };
+        let baseline = snapshot_of(&before, account.as_str());
         let findings = audit_account(baseline, observed, &settings);
         let got: BTreeSet<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
-        let want = victim
-            .get(&observed.account)
-            .map(|t| expected(t))
-            .unwrap_or_default();
+        let want = technique.map(expected).unwrap_or_default();
         if got != want {
             failures.push(format!(
-                "{} ({}): expected {want:?}, got {got:?}",
-                observed.account,
-                victim.get(&observed.account).unwrap_or(&"untouched")
+                "{account} ({what}): expected {want:?}, got {got:?}"
             ));
         }
         for f in &findings {
@@ -176,15 +210,17 @@ async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
         "{:?}",
         after.gaps
     );
-    // What could not be read is not reported as deleted.
+    // What could not be read is not reported as deleted (in either reachable account).
     let settings = Settings::default();
-    for observed in &after.accounts {
-        let baseline = before
-            .accounts
-            .iter()
-            .find(|a| a.account == observed.account)
-            .unwrap();
-        assert_eq!(audit_account(baseline, observed, &settings), vec![]);
+    let accounts = reachable(&lab);
+    assert_eq!(accounts, ["100000000001", "100000000002"]);
+    for account in &accounts {
+        let findings = audit_account(
+            snapshot_of(&before, account),
+            snapshot_of(&after, account),
+            &settings,
+        );
+        assert_eq!(findings, vec![], "{account}");
     }
 }
 
@@ -202,16 +238,15 @@ async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_sta
     lab.attack("stop-logging", "100000000001").await.unwrap();
     let after = read(&lab, &RegionSelection::AllEnabled, Some(&before)).await;
     let settings = Settings::default();
-    let findings: Vec<_> = after
-        .accounts
+    // Both accounts: the attacked one and the untouched one.
+    let findings: Vec<_> = reachable(&lab)
         .iter()
-        .flat_map(|o| {
-            let b = before
-                .accounts
-                .iter()
-                .find(|a| a.account == o.account)
-                .unwrap();
-            audit_account(b, o, &settings)
+        .flat_map(|account| {
+            audit_account(
+                snapshot_of(&before, account),
+                snapshot_of(&after, account),
+                &settings,
+            )
         })
         .collect();
     assert_eq!(findings.len(), 1, "{findings:#?}");
@@ -219,13 +254,7 @@ async fn a_stopped_trail_is_one_finding_not_one_per_region_and_other_regions_sta
     assert_eq!(findings[0].account.as_str(), "100000000001");
     assert_eq!(findings[0].region, "us-east-1");
     // The coverage matrix shows the blind regions all the same.
-    let blind = trailwarden_posture::uncovered_regions(
-        after
-            .accounts
-            .iter()
-            .find(|a| a.account.as_str() == "100000000001")
-            .unwrap(),
-    );
+    let blind = trailwarden_posture::uncovered_regions(snapshot_of(&after, "100000000001"));
     assert_eq!(blind.len(), 20);
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use trailwarden_aws::AccountConfig;
 use trailwarden_aws::sdk::eventbridge;
 use trailwarden_lab::{HOME_REGION, Lab, LabSpec};
+use trailwarden_testkit::corpus;
 
 const ACCOUNT: &str = "100000000001";
 
@@ -235,28 +236,6 @@ async fn a_denied_attempt_is_recorded_with_its_error() {
     );
 }
 
-/// Real records of the corpus (Stratus Red Team detonations).
-fn corpus_records() -> Vec<serde_json::Value> {
-    let dir = std::env::var("TRAILWARDEN_CORPUS").unwrap_or_else(|_| {
-        panic!(
-            "TRAILWARDEN_CORPUS is not set: point it at the shared corpus (CI: ../shared/corpus)"
-        )
-    });
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(dir);
-    let folder = root.join("stratus-red-team/detonation-logs");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
-    {
-        let path = entry.unwrap().path();
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        out.extend(doc.as_array().cloned().unwrap_or_default());
-    }
-    out
-}
-
 fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
     v.as_object()
         .map(|o| o.keys().cloned().collect())
@@ -265,7 +244,8 @@ fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_have_the_fields_and_shapes_of_real_cloudtrail_records() {
-    let real = corpus_records();
+    // Real records of the corpus (Stratus Red Team detonations).
+    let real = corpus::stratus_detonations();
     let real_stop = real
         .iter()
         .find(|r| r["eventName"] == "StopLogging")

@@ -1,6 +1,6 @@
 //! Restore against a real moto: every technique the catalog marks restorable, applied to its
 //! own account of a healthy estate, is undone by plan + apply, and the audit is clean again;
-//! a second plan is empty.
+//! a second plan is empty; an account nobody touched has nothing to restore throughout.
 
 use std::collections::BTreeMap;
 use trailwarden_aws::fanout::Account;
@@ -30,8 +30,9 @@ fn left_for_a_human(technique: &str) -> &'static [&'static str] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
+    // One account per technique, plus one nobody touches.
     let lab = Lab::start(&LabSpec {
-        accounts: TECHNIQUES.len(),
+        accounts: TECHNIQUES.len() + 1,
         denied_accounts: 0,
         ..LabSpec::default()
     })
@@ -46,23 +47,50 @@ async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
             .unwrap_or_else(|e| panic!("{}: {e}", t.id));
         technique_of.insert(account, t.id);
     }
+    let untouched = trailwarden_lab::account_id(TECHNIQUES.len() + 1);
+    assert!(!technique_of.contains_key(&untouched));
     let settings = Settings::default();
     let baseline_of = |id: &str| {
         before
             .accounts
             .iter()
             .find(|a| a.account.as_str() == id)
-            .unwrap()
+            .unwrap_or_else(|| panic!("{id} is missing from the read before the attacks"))
+    };
+    // The untouched account has nothing to audit or restore, before and after the others'
+    // restores.
+    let untouched_is_clean = |read: &Snapshots, when: &str| -> Option<String> {
+        let Some(observed) = read
+            .accounts
+            .iter()
+            .find(|a| a.account.as_str() == untouched)
+        else {
+            return Some(format!(
+                "{untouched} (untouched) {when}: missing from the read"
+            ));
+        };
+        let findings = audit_account(baseline_of(&untouched), observed, &settings);
+        let steps = plan(baseline_of(&untouched), observed, &findings).steps;
+        (!findings.is_empty() || !steps.is_empty()).then(|| {
+            format!("{untouched} (untouched) {when}: findings {findings:?}, steps {steps:?}")
+        })
     };
 
+    // Checks go by the victims the test attacked, not by what the read returned: an account
+    // missing from a read is a failure, not an account with nothing to check.
     let (accounts, tampered) = read(&lab, Some(&before)).await;
     let mut failures = Vec::new();
-    for observed in &tampered.accounts {
-        let id = observed.account.as_str();
+    for (id, technique) in &technique_of {
+        let Some(observed) = tampered.accounts.iter().find(|a| a.account.as_str() == id) else {
+            failures.push(format!(
+                "{id} ({technique}): missing from the read after the attack"
+            ));
+            continue;
+        };
         let findings = audit_account(baseline_of(id), observed, &settings);
         let p = plan(baseline_of(id), observed, &findings);
         let account = accounts.iter().find(|a| a.id == observed.account).unwrap();
-        if technique_of[id] == UNTESTABLE {
+        if *technique == UNTESTABLE {
             // moto has no GuardDuty IP sets (the lab fakes their listing): the plan is checked,
             // the call cannot be.
             let calls: Vec<&str> = p.steps.iter().map(|s| s.action.name()).collect();
@@ -72,24 +100,29 @@ async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
         for step in &p.steps {
             if let Err(gap) = apply(account, step).await {
                 failures.push(format!(
-                    "{id} ({}): {} failed: {gap}",
-                    technique_of[id],
+                    "{id} ({technique}): {} failed: {gap}",
                     step.action.name()
                 ));
             }
         }
     }
+    failures.extend(untouched_is_clean(&tampered, "after the attacks"));
 
     let (_, restored) = read(&lab, Some(&before)).await;
-    for observed in &restored.accounts {
-        let id = observed.account.as_str();
-        if technique_of[id] == UNTESTABLE {
+    for (id, technique) in &technique_of {
+        if *technique == UNTESTABLE {
             continue;
         }
+        let Some(observed) = restored.accounts.iter().find(|a| a.account.as_str() == id) else {
+            failures.push(format!(
+                "{id} ({technique}): missing from the read after the restore"
+            ));
+            continue;
+        };
         let findings = audit_account(baseline_of(id), observed, &settings);
         let left: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
-        if left != left_for_a_human(technique_of[id]) {
-            failures.push(format!("{id} ({}): still {left:?}", technique_of[id]));
+        if left != left_for_a_human(technique) {
+            failures.push(format!("{id} ({technique}): still {left:?}"));
         }
         // The state read back equals the baseline: a re-created trail has the same name,
         // settings, selectors, Insights and tags, and logs.
@@ -103,18 +136,19 @@ async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
             expected.delivery = None;
             if got.as_ref() != Some(&expected) {
                 failures.push(format!(
-                    "{id} ({}): trail {} is {got:?}, not {expected:?}",
-                    technique_of[id], t.name
+                    "{id} ({technique}): trail {} is {got:?}, not {expected:?}",
+                    t.name
                 ));
             }
         }
         let again = plan(baseline_of(id), observed, &findings);
         if !again.steps.is_empty() {
             failures.push(format!(
-                "{id} ({}): second plan not empty: {:?}",
-                technique_of[id], again.steps
+                "{id} ({technique}): second plan not empty: {:?}",
+                again.steps
             ));
         }
     }
+    failures.extend(untouched_is_clean(&restored, "after the restores"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

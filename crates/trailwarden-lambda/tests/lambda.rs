@@ -7,14 +7,16 @@ use serde_json::{Value, json};
 use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use trailwarden_aws::sdk::s3::primitives::ByteStream;
 use trailwarden_aws::{AccountConfig, ClientFactory};
 use trailwarden_lab::trailwarden_moto::Fault;
-use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options, session_env};
+use trailwarden_testkit::IsolatedCommand;
+use trailwarden_testkit::iam_policy::{self, assert_calls_allowed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden-lambda");
 const FUNCTION: &str = "trailwarden-guard";
@@ -273,9 +275,7 @@ impl Function {
     fn start(api: &RuntimeApi, dir: &std::path::Path, name: &str, vars: &[(&str, String)]) -> Self {
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
-        let mut c = Command::new(BIN);
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        let mut c = IsolatedCommand::new(BIN)
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -290,17 +290,10 @@ impl Function {
             )
             .env("AWS_REGION", HOME_REGION)
             .env("AWS_DEFAULT_REGION", HOME_REGION)
-            .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/trailwarden-test",
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .build();
+        c.envs(vars.iter().map(|(k, v)| (k, v)))
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap());
-        for (k, v) in vars {
-            c.env(k, v);
-        }
         Self {
             child: c.spawn().unwrap(),
             stdout,
@@ -531,12 +524,7 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
         .send()
         .await
         .unwrap();
-    let c = assumed.credentials().unwrap();
-    let credentials = [
-        ("AWS_ACCESS_KEY_ID", c.access_key_id().to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_owned()),
-        ("AWS_SESSION_TOKEN", c.session_token().to_owned()),
-    ];
+    let credentials = session_env(assumed.credentials().unwrap());
     // From here on, every call the proxy counts is the function's (the lab's attacker is not
     // counted), so they can be checked against the function's IAM policy.
     lab.proxy.reset_calls();
@@ -759,7 +747,13 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
         "{stdout}"
     );
     drop(function);
-    assert_calls_allowed_by_the_lambda_policy(&lab);
+    // Every call the function made through the lab is allowed by its policy.
+    let calls = lab.proxy.calls();
+    assert!(
+        calls.contains_key(&("cloudtrail".to_owned(), "StartLogging".to_owned())),
+        "{calls:?}"
+    );
+    assert_calls_allowed(calls.keys(), &[LAMBDA_POLICY]);
 
     // 7. Detect only (TRAILWARDEN_REMEDIATE=false): reported as restorable, left alone.
     let mut vars = vars.clone();
@@ -881,8 +875,8 @@ fn cold_start_names_every_configuration_mistake() {
 
 #[test]
 fn without_the_runtime_api_it_explains_and_exits_2() {
-    let out = Command::new(BIN)
-        .env_clear()
+    let out = IsolatedCommand::new(BIN)
+        .build()
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -895,75 +889,15 @@ fn without_the_runtime_api_it_explains_and_exits_2() {
     assert!(out.stdout.is_empty());
 }
 
-/// The actions of `docs/iam/trailwarden-lambda-policy.json`, by statement id.
-fn lambda_policy() -> Vec<(String, Vec<String>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/iam/trailwarden-lambda-policy.json"
-    );
-    let policy: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    statements(&policy)
-}
-
-fn statements(policy: &Value) -> Vec<(String, Vec<String>)> {
-    policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let actions = match &s["Action"] {
-                Value::String(a) => vec![a.clone()],
-                Value::Array(list) => list
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_owned())
-                    .collect(),
-                other => panic!("unexpected Action {other}"),
-            };
-            (s["Sid"].as_str().unwrap().to_owned(), actions)
-        })
-        .collect()
-}
-
-/// Every call the function made through the lab is allowed by its policy.
-fn assert_calls_allowed_by_the_lambda_policy(lab: &Lab) {
-    let allowed: HashSet<String> = lambda_policy().into_iter().flat_map(|(_, a)| a).collect();
-    let calls = lab.proxy.calls();
-    assert!(
-        calls.contains_key(&("cloudtrail".to_owned(), "StartLogging".to_owned())),
-        "{calls:?}"
-    );
-    for (service, operation) in calls.keys() {
-        // IAM spells some S3 actions differently from the API operation.
-        let action = match (service.as_str(), operation.as_str()) {
-            ("s3", "GetBucketLifecycleConfiguration") => "s3:GetLifecycleConfiguration".into(),
-            ("s3", "GetPublicAccessBlock") => "s3:GetBucketPublicAccessBlock".into(),
-            ("s3", "GetBucketNotificationConfiguration") => "s3:GetBucketNotification".into(),
-            ("s3", "GetBucketReplication") => "s3:GetReplicationConfiguration".into(),
-            ("s3", "GetObjectLockConfiguration") => "s3:GetBucketObjectLockConfiguration".into(),
-            ("s3", "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle") => {
-                "s3:PutLifecycleConfiguration".into()
-            }
-            ("s3", "PutPublicAccessBlock") => "s3:PutBucketPublicAccessBlock".into(),
-            ("s3", "PutBucketNotificationConfiguration") => "s3:PutBucketNotification".into(),
-            _ => format!("{service}:{operation}"),
-        };
-        assert!(
-            allowed.contains(&action),
-            "the function called {action}, which docs/iam/trailwarden-lambda-policy.json does not allow"
-        );
-    }
-}
+/// The function's policy in `docs/iam/`.
+const LAMBDA_POLICY: &str = "trailwarden-lambda-policy.json";
 
 #[test]
 fn the_policy_allows_every_restore_step_and_the_template_matches_pack_and_policy() {
-    let policy = lambda_policy();
-    let allowed: HashSet<&str> = policy
-        .iter()
-        .flat_map(|(_, a)| a.iter().map(String::as_str))
-        .collect();
+    let allowed = iam_policy::allowed_actions(&[LAMBDA_POLICY]);
     for action in trailwarden_posture::plan::ALL_IAM_ACTIONS {
         assert!(
-            allowed.contains(action),
+            allowed.contains(*action),
             "{action} missing from the Lambda policy"
         );
     }
@@ -980,8 +914,8 @@ fn the_policy_allows_every_restore_step_and_the_template_matches_pack_and_policy
     );
     let role_policy = &resources["Role"]["Properties"]["Policies"][0]["PolicyDocument"];
     assert_eq!(
-        statements(role_policy),
-        policy,
+        iam_policy::statements(role_policy),
+        iam_policy::policy(LAMBDA_POLICY),
         "the template's role policy differs from docs/iam/trailwarden-lambda-policy.json"
     );
     let function = &resources["Function"]["Properties"];

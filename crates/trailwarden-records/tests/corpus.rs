@@ -2,79 +2,17 @@
 //! MANIFEST.md and one `manifest.csv` per folder) and checks the counts the manifests state.
 //!
 //! The corpus lives outside the repository: set `TRAILWARDEN_CORPUS` to its directory (CI
-//! sets `../shared/corpus`; a relative path is taken from the repository root).
+//! sets `../shared/corpus`; a relative path is taken from the repository root). Without it
+//! the test fails, naming the variable (`trailwarden_testkit::corpus`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
 use trailwarden_records::{Item, ReadOptions, Shape, read_path, walk};
+use trailwarden_testkit::corpus;
 
 /// The one file the corpus keeps broken on purpose (MANIFEST.md, section 3).
 const MALFORMED: &str = "zmallen-cloudtrail2sightings/aws.execution.ec2-user-data.json";
-
-fn corpus_dir() -> PathBuf {
-    let how = "set TRAILWARDEN_CORPUS to the third-party CloudTrail corpus directory (the one \
-               holding MANIFEST.md), e.g. `TRAILWARDEN_CORPUS=../shared/corpus cargo test` \
-               (a relative path is taken from the repository root; on the dev machines it is \
-               /work/shared/corpus)";
-    let Some(value) = std::env::var_os("TRAILWARDEN_CORPUS") else {
-        panic!("TRAILWARDEN_CORPUS is not set: this test cannot run without the corpus; {how}");
-    };
-    let path = PathBuf::from(&value);
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = if path.is_absolute() {
-        path
-    } else {
-        repository.join(path)
-    };
-    assert!(
-        path.join("MANIFEST.md").is_file(),
-        "TRAILWARDEN_CORPUS={} but {} has no MANIFEST.md; {how}",
-        value.to_string_lossy(),
-        path.display()
-    );
-    path
-}
-
-/// Rows of a CSV file (RFC 4180: quoted fields may hold commas, quotes and newlines).
-fn csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).expect("manifest.csv is readable UTF-8");
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    let mut rows = rows.into_iter();
-    let header = rows.next().expect("manifest.csv has a header");
-    rows.map(|r| {
-        assert_eq!(r.len(), header.len(), "{}: {r:?}", path.display());
-        header.iter().cloned().zip(r).collect()
-    })
-    .collect()
-}
 
 /// The leading number of a cell: `"3 (by text count)"` is 3.
 fn leading_number(cell: &str) -> Option<u64> {
@@ -133,8 +71,8 @@ struct Tally {
 
 #[test]
 fn every_corpus_record_file_reads_as_the_manifests_say() {
-    let corpus = corpus_dir();
-    let manifest = std::fs::read_to_string(corpus.join("MANIFEST.md")).expect("MANIFEST.md");
+    let root = corpus::dir();
+    let manifest = std::fs::read_to_string(root.join("MANIFEST.md")).expect("MANIFEST.md");
     let stated = stated_counts(&manifest);
     assert!(
         stated.len() >= 8,
@@ -146,8 +84,8 @@ fn every_corpus_record_file_reads_as_the_manifests_say() {
     let mut total = Tally::default();
     let mut report = String::new();
     for (folder, stated) in &stated {
-        let dir = corpus.join(folder);
-        let rows = csv(&dir.join("manifest.csv"));
+        let dir = root.join(folder);
+        let rows = corpus::manifest(folder);
         if let Some(files) = stated.files {
             assert_eq!(
                 rows.len() as u64,

@@ -16,7 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use trailwarden_aws::ClientFactory;
 use trailwarden_engine::{Filter, Journal, StepOutcome};
-use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_env, operator_options};
+use trailwarden_testkit::IsolatedCommand;
 
 const TECHNIQUES: &[&str] = &[
     "stop-logging",
@@ -98,33 +99,20 @@ async fn main() {
     let state = dir.path().join("state.db");
     let ids: Vec<String> = d.accounts.iter().map(|a| a.id.clone()).collect();
     let list = ids.join(",");
-    let tw = |args: &[&str], creds: &[(&str, &str)]| {
-        let mut c = Command::new(&bin);
-        c.args([
-            "--endpoint-url",
-            &d.endpoint,
-            "--role-name",
-            ROLE_NAME,
-            "--quiet",
-        ])
-        .args(args)
-        .env("AWS_REGION", HOME_REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-bench")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/trailwarden-bench",
-        )
-        .env_remove("AWS_SESSION_TOKEN");
-        for (k, v) in creds {
-            c.env(k, v);
-        }
-        c
+    let tw = |args: &[&str], credentials: &[(&str, String)]| {
+        IsolatedCommand::new(&bin)
+            .credentials(credentials)
+            .args([
+                "--endpoint-url",
+                &d.endpoint,
+                "--role-name",
+                ROLE_NAME,
+                "--quiet",
+            ])
+            .args(args)
+            .build()
     };
-    let operator = [
-        ("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001"),
-        ("AWS_SECRET_ACCESS_KEY", "lab-secret"),
-    ];
+    let operator = operator_env();
     let ok = |c: &mut Command, what: &str| {
         let out = c.output().unwrap();
         assert!(
@@ -181,22 +169,7 @@ async fn main() {
     );
 
     // watch, as the security account.
-    let assumed = ClientFactory::new(&operator_options(&d.moto_endpoint))
-        .await
-        .caller()
-        .sts(HOME_REGION)
-        .assume_role()
-        .role_arn(&d.security.role_arn)
-        .role_session_name("watch-service")
-        .send()
-        .await
-        .unwrap();
-    let c = assumed.credentials().unwrap();
-    let service = [
-        ("AWS_ACCESS_KEY_ID", c.access_key_id()),
-        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key()),
-        ("AWS_SESSION_TOKEN", c.session_token()),
-    ];
+    let service = lab.service_credentials().await.expect("security session");
     let log_path = dir.path().join("watch.log");
     let mut watch = tw(
         &[

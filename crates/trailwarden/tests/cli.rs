@@ -3,28 +3,23 @@
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Output;
-use trailwarden_lab::{Lab, LabSpec};
+use trailwarden_lab::{Lab, LabSpec, operator_env};
+use trailwarden_testkit::IsolatedCommand;
+use trailwarden_testkit::iam_policy::{allowed_actions, assert_calls_allowed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 
 /// Runs the binary with the lab operator's credentials and nothing from the machine's AWS setup.
 async fn trailwarden(args: &[&str]) -> Output {
-    tokio::process::Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001")
-        .env("AWS_SECRET_ACCESS_KEY", "lab-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/trailwarden-test",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .await
-        .expect("running trailwarden")
+    tokio::process::Command::from(
+        IsolatedCommand::new(BIN)
+            .credentials(&operator_env())
+            .args(args)
+            .build(),
+    )
+    .output()
+    .await
+    .expect("running trailwarden")
 }
 
 fn stdout(out: &Output) -> String {
@@ -211,55 +206,16 @@ async fn an_unreachable_endpoint_is_a_clear_error_not_a_hang() {
     assert!(err.contains("--endpoint-url"), "{err}");
 }
 
+/// The shipped policies of the CLI's commands (`docs/iam/`).
+const POLICIES: &[&str] = &[
+    "trailwarden-audit-policy.json",
+    "trailwarden-caller-policy.json",
+    "trailwarden-remediate-policy.json",
+];
+
 /// Every call the commands made through the lab is allowed by the shipped policies.
 fn assert_calls_allowed_by_docs_iam(lab: &Lab) {
-    let allowed = policy_actions();
-    for (service, operation) in lab.proxy.calls().keys() {
-        // IAM spells some S3 actions differently from the API operation.
-        let action = match (service.as_str(), operation.as_str()) {
-            ("s3", "GetBucketLifecycleConfiguration") => "s3:GetLifecycleConfiguration".into(),
-            ("s3", "GetPublicAccessBlock") => "s3:GetBucketPublicAccessBlock".into(),
-            ("s3", "GetBucketNotificationConfiguration") => "s3:GetBucketNotification".into(),
-            ("s3", "GetBucketReplication") => "s3:GetReplicationConfiguration".into(),
-            ("s3", "GetObjectLockConfiguration") => "s3:GetBucketObjectLockConfiguration".into(),
-            ("s3", "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle") => {
-                "s3:PutLifecycleConfiguration".into()
-            }
-            ("s3", "PutPublicAccessBlock") => "s3:PutBucketPublicAccessBlock".into(),
-            ("s3", "PutBucketNotificationConfiguration") => "s3:PutBucketNotification".into(),
-            ("logs", op) => format!("logs:{op}"),
-            _ => format!("{service}:{operation}"),
-        };
-        assert!(
-            allowed.contains(&action),
-            "{action} is called but not allowed in docs/iam"
-        );
-    }
-}
-
-fn policy_actions() -> BTreeSet<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/iam");
-    let mut actions = BTreeSet::new();
-    for file in [
-        "trailwarden-audit-policy.json",
-        "trailwarden-caller-policy.json",
-        "trailwarden-remediate-policy.json",
-    ] {
-        let text = std::fs::read_to_string(format!("{dir}/{file}")).expect(file);
-        let policy: Value = serde_json::from_str(&text).expect(file);
-        for statement in policy["Statement"].as_array().unwrap() {
-            match &statement["Action"] {
-                Value::String(a) => {
-                    actions.insert(a.clone());
-                }
-                Value::Array(list) => {
-                    actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
-                }
-                other => panic!("{file}: unexpected Action {other}"),
-            }
-        }
-    }
-    actions
+    assert_calls_allowed(lab.proxy.calls().keys(), POLICIES);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,7 +546,7 @@ async fn remediate_plans_then_restores_then_is_a_no_op_and_journals_everything()
 
 #[test]
 fn the_remediation_policy_allows_every_action_a_restore_step_may_call() {
-    let allowed = policy_actions();
+    let allowed = allowed_actions(POLICIES);
     for action in trailwarden_posture::plan::ALL_IAM_ACTIONS {
         assert!(allowed.contains(*action), "{action} missing from docs/iam");
     }
@@ -615,25 +571,30 @@ async fn aws_endpoint_url_and_named_profiles_work_as_in_the_aws_cli() {
     .unwrap();
     let config = dir.join("config");
     std::fs::write(&config, "[profile lab]\nregion = us-east-1\n").unwrap();
-    let out = tokio::process::Command::new(BIN)
-        .args(["--profile", "lab", "--regions", "us-east-1", "--accounts"])
-        .arg(&lab.description.accounts[0].id)
-        .args([
-            "--role-name",
-            &lab.description.role_name,
-            "trails",
-            "--format",
-            "json",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &lab.description.endpoint)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .await
-        .unwrap();
+    // No AWS_REGION and no keys: the region and the keys come from the profile.
+    let out = tokio::process::Command::from(
+        IsolatedCommand::new(BIN)
+            .env_remove("AWS_REGION")
+            .aws_files(&config, &credentials)
+            .env("AWS_ENDPOINT_URL", &lab.description.endpoint)
+            .args([
+                "--profile",
+                "lab",
+                "--regions",
+                "us-east-1",
+                "--accounts",
+                &lab.description.accounts[0].id,
+                "--role-name",
+                &lab.description.role_name,
+                "trails",
+                "--format",
+                "json",
+            ])
+            .build(),
+    )
+    .output()
+    .await
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["trails"].as_array().unwrap().len(), 1);

@@ -5,26 +5,16 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use trailwarden_aws::ClientFactory;
-use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_env};
+use trailwarden_testkit::IsolatedCommand;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 
 fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/trailwarden-test",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001")
-        .env("AWS_SECRET_ACCESS_KEY", "lab-secret");
-    c
+    IsolatedCommand::new(BIN)
+        .credentials(&operator_env())
+        .args(args)
+        .build()
 }
 
 fn audit(args: &[&str]) -> (i32, serde_json::Value) {
@@ -172,44 +162,34 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
 
     // watch (in the security account) puts both back in its start-up sweep and journals it.
     let security = lab.description.security.clone();
-    let assumed = ClientFactory::new(&operator_options(&lab.description.moto_endpoint))
-        .await
-        .caller()
-        .sts(HOME_REGION)
-        .assume_role()
-        .role_arn(&security.role_arn)
-        .role_session_name("watch-service")
-        .send()
-        .await
-        .unwrap();
-    let c = assumed.credentials().unwrap();
+    let service_credentials = lab.service_credentials().await.expect("security session");
     let queue = security.queue_url.clone();
     let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
-    let mut watch = command(&run(
-        &global,
-        &[
-            "-v",
-            "watch",
-            "--queue-url",
-            &queue,
-            "--baseline",
-            baseline.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--remediate",
-            "--event-bus-arn",
-            &bus,
-            "--listen",
-            "off",
-        ],
-    ))
-    .env("AWS_ACCESS_KEY_ID", c.access_key_id())
-    .env("AWS_SECRET_ACCESS_KEY", c.secret_access_key())
-    .env("AWS_SESSION_TOKEN", c.session_token())
-    .stdout(Stdio::null())
-    .stderr(log)
-    .spawn()
-    .unwrap();
+    let mut watch = IsolatedCommand::new(BIN)
+        .credentials(&service_credentials)
+        .args(run(
+            &global,
+            &[
+                "-v",
+                "watch",
+                "--queue-url",
+                &queue,
+                "--baseline",
+                baseline.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+                "--remediate",
+                "--event-bus-arn",
+                &bus,
+                "--listen",
+                "off",
+            ],
+        ))
+        .build()
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
     let verifications = |count: usize| {
         let started = Instant::now();
         loop {

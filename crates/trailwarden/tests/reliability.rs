@@ -30,9 +30,11 @@ use trailwarden_aws::{AccountConfig, ClientFactory};
 use trailwarden_engine::journal::{Filter, Journal, StepOutcome};
 use trailwarden_lab::trailwarden_moto::Fault;
 use trailwarden_lab::{
-    FORWARDED_RULE, HOME_REGION, Lab, LabSpec, REGIONAL_TRAIL_REGION, ROLE_NAME, operator_options,
+    FORWARDED_RULE, HOME_REGION, Lab, LabSpec, REGIONAL_TRAIL_REGION, ROLE_NAME, operator_env,
+    operator_options,
 };
 use trailwarden_model::outcome::Outcome;
+use trailwarden_testkit::IsolatedCommand;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 const REGIONS: &str = "us-east-1,eu-west-1";
@@ -50,29 +52,11 @@ fn run_alone(test: impl std::future::Future<Output = ()>) {
         .block_on(test);
 }
 
-fn operator_credentials() -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "lab-secret".to_owned()),
-    ]
-}
-
 fn command(args: &[String], credentials: &[(&str, String)]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/trailwarden-test",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    for (k, v) in credentials {
-        c.env(k, v);
-    }
-    c
+    IsolatedCommand::new(BIN)
+        .credentials(credentials)
+        .args(args)
+        .build()
 }
 
 /// Runs a trailwarden command to its end, off the runtime's threads (the lab's proxy runs on
@@ -238,7 +222,7 @@ impl Env {
             "--out",
             baseline.to_str().unwrap(),
         ]));
-        let out = output(command(&capture, &operator_credentials())).await;
+        let out = output(command(&capture, &operator_env())).await;
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -256,7 +240,7 @@ impl Env {
                 &d.security.event_bus_arn,
                 "--apply",
             ]));
-            let out = output(command(&deploy, &operator_credentials())).await;
+            let out = output(command(&deploy, &operator_env())).await;
             assert_eq!(
                 out.status.code(),
                 Some(0),
@@ -265,21 +249,7 @@ impl Env {
             );
         }
         let moto = ClientFactory::new(&operator_options(&d.moto_endpoint)).await;
-        let assumed = moto
-            .caller()
-            .sts(HOME_REGION)
-            .assume_role()
-            .role_arn(&d.security.role_arn)
-            .role_session_name("watch-service")
-            .send()
-            .await
-            .unwrap();
-        let c = assumed.credentials().unwrap();
-        let service_credentials = vec![
-            ("AWS_ACCESS_KEY_ID", c.access_key_id().to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_owned()),
-            ("AWS_SESSION_TOKEN", c.session_token().to_owned()),
-        ];
+        let service_credentials = lab.service_credentials().await.expect("security session");
         let security = moto.assume_role(&d.security.role_arn).await;
         Env {
             lab,
@@ -525,7 +495,7 @@ impl Env {
             "--baseline",
             self.baseline.to_str().unwrap(),
         ]));
-        let out = output(command(&args, &operator_credentials())).await;
+        let out = output(command(&args, &operator_env())).await;
         match out.status.code() {
             Some(0) => Ok(()),
             _ => Err(format!(

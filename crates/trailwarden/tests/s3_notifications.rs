@@ -2,10 +2,10 @@
 //! scanned with the rule pack, and what it finds is acted on like a forwarded event. Here no
 //! forwarding rule is deployed, so the log file is the only way the attack reaches the guard.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use trailwarden_aws::ClientFactory;
-use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_env};
+use trailwarden_testkit::IsolatedCommand;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 
@@ -24,17 +24,9 @@ async fn a_log_file_named_by_an_s3_notification_is_scanned_and_acted_on() {
     let dir = tempfile::tempdir().unwrap();
     let baseline = dir.path().join("baseline.toml");
     let state = dir.path().join("state.db");
-    let command = |creds: &[(&str, &str)]| {
-        let mut c = Command::new(BIN);
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AWS_REGION", HOME_REGION)
-            .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/trailwarden-test",
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+    let command = |credentials: &[(&str, String)]| {
+        IsolatedCommand::new(BIN)
+            .credentials(credentials)
             .args(["--endpoint-url", &d.endpoint, "--role-name", ROLE_NAME])
             .args([
                 "--accounts",
@@ -42,16 +34,10 @@ async fn a_log_file_named_by_an_s3_notification_is_scanned_and_acted_on() {
                 "--regions",
                 "us-east-1,eu-west-1",
                 "--quiet",
-            ]);
-        for (k, v) in creds {
-            c.env(k, v);
-        }
-        c
+            ])
+            .build()
     };
-    let operator = [
-        ("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001"),
-        ("AWS_SECRET_ACCESS_KEY", "lab-secret"),
-    ];
+    let operator = operator_env();
     let out = command(&operator)
         .args(["baseline", "capture", "--out"])
         .arg(&baseline)
@@ -65,38 +51,24 @@ async fn a_log_file_named_by_an_s3_notification_is_scanned_and_acted_on() {
     );
 
     // watch in the security account; its start-up sweep finds the lab clean.
-    let assumed = ClientFactory::new(&operator_options(&d.moto_endpoint))
-        .await
-        .caller()
-        .sts(HOME_REGION)
-        .assume_role()
-        .role_arn(&d.security.role_arn)
-        .role_session_name("watch-service")
-        .send()
-        .await
-        .unwrap();
-    let c = assumed.credentials().unwrap();
+    let service_credentials = lab.service_credentials().await.expect("security session");
     let log_path = dir.path().join("watch.log");
-    let mut watch = command(&[
-        ("AWS_ACCESS_KEY_ID", c.access_key_id()),
-        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key()),
-        ("AWS_SESSION_TOKEN", c.session_token()),
-    ])
-    .args([
-        "-v",
-        "watch",
-        "--queue-url",
-        &d.security.queue_url,
-        "--remediate",
-    ])
-    .args(["--sweep-interval", "1h", "--listen", "off", "--baseline"])
-    .arg(&baseline)
-    .arg("--state")
-    .arg(&state)
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log_path).unwrap())
-    .spawn()
-    .unwrap();
+    let mut watch = command(&service_credentials)
+        .args([
+            "-v",
+            "watch",
+            "--queue-url",
+            &d.security.queue_url,
+            "--remediate",
+        ])
+        .args(["--sweep-interval", "1h", "--listen", "off", "--baseline"])
+        .arg(&baseline)
+        .arg("--state")
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let started = Instant::now();
     while !log().contains("sweep") {

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
-use trailwarden_lab::{Lab, LabSpec};
+use trailwarden_lab::{Lab, LabSpec, operator_env};
+use trailwarden_testkit::IsolatedCommand;
+use trailwarden_testkit::iam_policy::assert_calls_allowed;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 
@@ -45,20 +47,10 @@ detection:
 ";
 
 fn command(args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new(BIN);
-    c.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001")
-        .env("AWS_SECRET_ACCESS_KEY", "lab-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/trailwarden-test",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    c
+    IsolatedCommand::new(BIN)
+        .credentials(&operator_env())
+        .args(args)
+        .build()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -462,26 +454,7 @@ async fn scan_reads_the_lab_log_bucket_pruned_by_account_and_region() {
     );
 
     // Every call scan made is in its least-privilege policy.
-    let policy: Value = serde_json::from_str(include_str!(
-        "../../../docs/iam/trailwarden-scan-policy.json"
-    ))
-    .unwrap();
-    let allowed: Vec<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["Action"].as_str().unwrap().to_owned())
-        .collect();
-    for (service, operation) in lab.proxy.calls().keys() {
-        let action = match (service.as_str(), operation.as_str()) {
-            ("s3", "ListObjectsV2") => "s3:ListBucket".to_owned(),
-            _ => format!("{service}:{operation}"),
-        };
-        assert!(
-            allowed.contains(&action),
-            "scan called {action}, which docs/iam/trailwarden-scan-policy.json does not allow"
-        );
-    }
+    assert_calls_allowed(lab.proxy.calls().keys(), &["trailwarden-scan-policy.json"]);
 }
 
 /// The lab's attacks, in an order that keeps the trail logging to the end, and the call each

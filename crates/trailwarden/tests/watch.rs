@@ -7,26 +7,16 @@ use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use trailwarden_aws::ClientFactory;
-use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
+use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_env, operator_options};
+use trailwarden_testkit::IsolatedCommand;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 
 fn command(args: &[&str], credentials: &[(&str, String)]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/trailwarden-test")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/trailwarden-test",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    for (k, v) in credentials {
-        c.env(k, v);
-    }
-    c
+    IsolatedCommand::new(BIN)
+        .credentials(credentials)
+        .args(args)
+        .build()
 }
 
 /// GET on loopback; the body, or None while nothing answers.
@@ -140,10 +130,7 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
     let dir = tempfile::tempdir().unwrap();
     let baseline = dir.path().join("baseline.toml");
     let state = dir.path().join("state.db");
-    let operator = [
-        ("AWS_ACCESS_KEY_ID", "AKIALABOPERATOR00001".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "lab-secret".to_owned()),
-    ];
+    let operator = operator_env();
     let global = [
         "--endpoint-url",
         &endpoint,
@@ -243,23 +230,7 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
     assert!(templates.join("security-queue.json").is_file());
 
     // The service runs in the security account.
-    let security_config = ClientFactory::new(&operator_options(&lab.description.moto_endpoint))
-        .await
-        .caller();
-    let assumed = security_config
-        .sts(HOME_REGION)
-        .assume_role()
-        .role_arn(&security.role_arn)
-        .role_session_name("watch-service")
-        .send()
-        .await
-        .unwrap();
-    let c = assumed.credentials().unwrap();
-    let service_credentials = [
-        ("AWS_ACCESS_KEY_ID", c.access_key_id().to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_owned()),
-        ("AWS_SESSION_TOKEN", c.session_token().to_owned()),
-    ];
+    let service_credentials = lab.service_credentials().await.expect("security session");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
