@@ -12,13 +12,17 @@
 //! - several values one after the other, not one per line (as `jq` prints them).
 //!
 //! Any of these may be gzip-compressed, which is detected by the magic bytes; multi-member
-//! gzip is read to its end. A UTF-8 byte order mark at the start is skipped. A CloudTrail
-//! digest file is recognised and counted ([`Shape::Digest`], [`Summary::digests`]): it holds
-//! no records, and it is not an error either.
+//! gzip is read to its end. [`gzip`] is the one place in trailwarden's product crates that
+//! decodes gzip, and it always stops at a size cap ([`ReadOptions::max_input_bytes`] here):
+//! the objects come from a bucket an attacker may be able to write to. A UTF-8 byte order
+//! mark at the start is skipped. A CloudTrail digest file is recognised and counted
+//! ([`Shape::Digest`], [`Summary::digests`]): it holds no records, and it is not an error
+//! either.
 //!
 //! Reading streams: each record is delivered as soon as it is read, a log file's `Records`
 //! one at a time, so memory stays bounded by the largest record, which
-//! [`ReadOptions::max_record_bytes`] caps.
+//! [`ReadOptions::max_record_bytes`] caps. A small log file held whole can also be split into
+//! its records without parsing them ([`LogFile`], after [`gzip::decode_whole`]).
 //!
 //! Errors ([`ReadError`]) name the source and the position (record number, line, column and
 //! byte offset of the decoded input). What happens next depends on the error:
@@ -42,11 +46,14 @@
 //! judgement on the records (rules and integrity checks live elsewhere).
 
 mod error;
+pub mod gzip;
 mod input;
+mod log_file;
 mod reader;
 mod walk;
 
 pub use error::{ErrorKind, Position, ReadError};
+pub use log_file::LogFile;
 pub use reader::{Item, ReadOptions, Shape, Summary, read_path, read_records, read_records_as};
 pub use walk::{Walk, walk};
 

@@ -2,6 +2,7 @@
 //! and leaves each record (one captured value) to serde_json.
 
 use crate::error::{ErrorKind, Position, ReadError};
+use crate::gzip::GZIP_MAGIC;
 use crate::input::{Capture, Fault, Input, Pos};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::fs::File;
@@ -667,7 +668,7 @@ fn sniff_format(head: &[u8]) -> Option<&'static str> {
         ),
         (b"BZh", "bzip2-compressed data: only gzip is read"),
         (b"\xfd7zXZ\x00", "xz-compressed data: only gzip is read"),
-        (b"\x1f\x8b", "gzip inside gzip: decompress it once first"),
+        (&GZIP_MAGIC, "gzip inside gzip: decompress it once first"),
         (b"\xff\xfe", "UTF-16 text: only UTF-8 is read"),
         (b"\xfe\xff", "UTF-16 text: only UTF-8 is read"),
     ];
