@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError, mpsc};
 use trailwarden_model::finding::{Finding, parse_rfc3339};
-use trailwarden_records::{Item, LogFile, ReadOptions, Shape, gzip, read_records_as};
+use trailwarden_records::{Item, LogFile, ReadOptions, Shape, gzip, read_records};
 use trailwarden_rules::{RuleSet, event_finding};
 
 /// Inputs above this size (compressed or decoded) are streamed instead of held whole: with
@@ -288,7 +288,7 @@ impl SourceScanner<'_> {
         let name = self.result.name.clone();
         let options = self.options.read.clone();
         let mut records = 0;
-        let summary = read_records_as::<Value, _>(&mut reader, &name, &options, |item| {
+        let summary = read_records(&mut reader, &name, &options, |item| {
             match item {
                 Item::Record { record, position } => {
                     records += 1;
