@@ -2,16 +2,15 @@
 //!
 //! Each input (a file, stdin, or an object's bytes) is scanned by one worker thread. A
 //! CloudTrail log file takes the fast path: it is gunzipped whole (log files are small), its
-//! `Records` are split without being parsed, and each record's `eventName` alone is read; only
-//! the records some rule could match ([`RuleSet::may_match`]) are parsed in full and
-//! evaluated. Everything else — JSON Lines, single records, EventBridge envelopes, arrays,
+//! `Records` are split without being parsed ([`LogFile`]), and each record's `eventName` alone
+//! is read; only the records some rule could match ([`RuleSet::may_match`]) are parsed in full
+//! and evaluated. Everything else — JSON Lines, single records, EventBridge envelopes, arrays,
 //! digests, broken or oversized input — goes through the streaming reader of
-//! `trailwarden-records`, which reports each problem with its position and goes on.
+//! `trailwarden-records`, which reports each problem with its position and goes on. Gzip is
+//! recognised and decoded by `trailwarden-records` on both paths, always with a size cap.
 
-use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::ops::ControlFlow;
@@ -19,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError, mpsc};
 use trailwarden_model::clock::parse_rfc3339;
 use trailwarden_model::finding::Finding;
-use trailwarden_records::{Item, ReadOptions, Shape, read_records_as};
+use trailwarden_records::{Item, LogFile, ReadOptions, Shape, gzip, read_records};
 use trailwarden_rules::{RuleSet, event_finding};
 
 /// Inputs above this size (compressed or decoded) are streamed instead of held whole: with
@@ -212,12 +211,6 @@ pub fn scan_input(input: Input, rules: &RuleSet, options: &ScanOptions) -> Sourc
     scanner.result
 }
 
-#[derive(Deserialize)]
-struct LogFile<'a> {
-    #[serde(borrow, rename = "Records")]
-    records: Vec<&'a RawValue>,
-}
-
 /// The one field read from every record (some pipelines lower-case every key).
 #[derive(Deserialize)]
 struct Head<'a> {
@@ -236,28 +229,18 @@ struct SourceScanner<'r> {
 impl SourceScanner<'_> {
     fn bytes(&mut self, bytes: &[u8]) {
         self.result.read_bytes = bytes.len() as u64;
-        if !bytes.starts_with(&[0x1f, 0x8b]) {
-            if !self.log_file(bytes) {
-                self.stream(CountingReader::new(bytes));
-            }
-            return;
-        }
-        let mut decoded = Vec::with_capacity(gzip_size_hint(bytes));
-        let whole = MultiGzDecoder::new(bytes)
-            .take(WHOLE_INPUT_LIMIT + 1)
-            .read_to_end(&mut decoded);
-        if whole.is_ok() && decoded.len() as u64 <= WHOLE_INPUT_LIMIT && self.log_file(&decoded) {
-            self.result.shape.get_or_insert(Shape::LogFile);
+        if let Ok(text) = gzip::decode_whole(bytes, WHOLE_INPUT_LIMIT)
+            && self.log_file(&text)
+        {
             return;
         }
         // Broken, huge or another shape: the streaming reader says exactly what and where.
-        drop(decoded);
         self.stream(CountingReader::new(bytes));
     }
 
     /// The fast path; false when `text` is not a well-formed log file.
     fn log_file(&mut self, text: &[u8]) -> bool {
-        let Ok(file) = serde_json::from_slice::<LogFile<'_>>(text) else {
+        let Some(file) = LogFile::parse(text) else {
             return false;
         };
         self.result.decoded_bytes = text.len() as u64;
@@ -306,7 +289,7 @@ impl SourceScanner<'_> {
         let name = self.result.name.clone();
         let options = self.options.read.clone();
         let mut records = 0;
-        let summary = read_records_as::<Value, _>(&mut reader, &name, &options, |item| {
+        let summary = read_records(&mut reader, &name, &options, |item| {
             match item {
                 Item::Record { record, position } => {
                     records += 1;
@@ -348,16 +331,6 @@ impl SourceScanner<'_> {
             ));
         });
     }
-}
-
-/// The gzip trailer's size of the last member (mod 2^32, so only a hint, capped).
-fn gzip_size_hint(bytes: &[u8]) -> usize {
-    let Some(tail) = bytes.len().checked_sub(4).and_then(|at| bytes.get(at..)) else {
-        return 0;
-    };
-    let size = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
-    size.min(WHOLE_INPUT_LIMIT as usize)
-        .min(bytes.len().saturating_mul(40))
 }
 
 /// Counts the bytes read, for the summary of streamed inputs.

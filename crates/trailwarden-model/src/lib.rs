@@ -1,8 +1,12 @@
-//! Pure data types of trailwarden: CloudTrail records, AWS targets (accounts, regions,
-//! partitions) and the trail inventory.
+//! Pure data types of trailwarden: findings and their outcomes, AWS targets (accounts,
+//! regions, partitions), CloudTrail log-object keys, the trail inventory, and the clock.
+//!
+//! CloudTrail records have no type here: the readers (`trailwarden-records`) deliver them as
+//! `serde_json::Value`, exactly as written, because that is what the Sigma rules evaluate and
+//! what every consumer (scan, the guard, the Lambda) reads its fields from.
 //!
 //! This crate must not do I/O, talk to AWS or depend on the AWS SDK: it is shared by the
-//! readers, the rules, the AWS layer and the binaries, and it must build in seconds and be
+//! rules, the engine, the AWS layer and the binaries, and it must build in seconds and be
 //! fuzzable on its own.
 
 // A library returns errors and data: it neither panics on input nor prints.
@@ -17,6 +21,5 @@ pub mod clock;
 pub mod finding;
 pub mod log_key;
 pub mod outcome;
-pub mod record;
 pub mod target;
 pub mod trail;

@@ -28,7 +28,7 @@ impl fmt::Display for Position {
 }
 
 /// One problem with one source. Displays as a single line:
-/// `path/to/file.json.gz: record 17 (line 1, column 48213): invalid record: field ...`.
+/// `path/to/file.json.gz: record 17 (line 1, column 48213): record larger than the ...`.
 #[derive(Debug)]
 pub struct ReadError {
     /// The display name the caller gave for the source (a path, `<stdin>`, an S3 URL).
@@ -99,8 +99,6 @@ pub enum ErrorKind {
         /// The limit that was exceeded.
         limit: usize,
     },
-    /// Valid JSON, but a field of the record has a wrong type; the message names the field.
-    InvalidRecord(String),
     /// Valid JSON, but not a CloudTrail record.
     NotCloudTrail(String),
 }
@@ -130,7 +128,6 @@ impl fmt::Display for ErrorKind {
             Self::RecordTooLarge { limit } => {
                 write!(f, "record larger than the {limit}-byte limit; skipped")
             }
-            Self::InvalidRecord(message) => write!(f, "invalid record: {message}"),
             Self::NotCloudTrail(what) => write!(f, "not a CloudTrail record: {what}"),
         }
     }

@@ -1,9 +1,9 @@
-//! Bytes in: gzip detection and decoding, position tracking, and a JSON scanner that finds
+//! Bytes in: gzip detection and decoding (through [`crate::gzip`]), position tracking, and a JSON scanner that finds
 //! where a value ends without building it, so the reader can copy one record at a time (with
 //! a size cap) and hand it to serde_json.
 
 use crate::error::{ErrorKind, Position};
-use flate2::bufread::MultiGzDecoder;
+use crate::gzip::{CappedGzip, DecodedTooLarge, is_gzip};
 use std::io::{self, BufRead, BufReader, Read};
 
 const BUFFER_BYTES: usize = 64 * 1024;
@@ -151,16 +151,17 @@ impl std::fmt::Debug for Input<'_> {
 
 impl<'a> Input<'a> {
     /// Wraps `raw`, gunzipping it when it starts with the gzip magic bytes (the file name is
-    /// not trusted: S3 keys end in `.json.gz` whatever the content).
+    /// not trusted: S3 keys end in `.json.gz` whatever the content). At most `limit` decoded
+    /// bytes are read, gzip or not.
     pub(crate) fn open<R: Read + 'a>(mut raw: R, limit: u64) -> Result<Self, Fault> {
         let magic = read_head(&mut raw, 2).map_err(|e| io_fault(false, e))?;
-        let gzip = magic == [0x1f, 0x8b];
+        let gzip = is_gzip(&magic);
         let raw = io::Cursor::new(magic).chain(raw);
         let mut decoded: Box<dyn Read + 'a> = if gzip {
-            Box::new(MultiGzDecoder::new(BufReader::with_capacity(
-                BUFFER_BYTES,
-                raw,
-            )))
+            Box::new(CappedGzip::new(
+                BufReader::with_capacity(BUFFER_BYTES, raw),
+                limit,
+            ))
         } else {
             Box::new(raw)
         };
@@ -198,6 +199,7 @@ impl<'a> Input<'a> {
                 Err(e) => return Err(Fault::Fatal(io_error(self.gzip, e), self.pos)),
             }
         }
+        // Plain input stops here; gzip already stops in its decoder, at the same byte.
         let buffer = self.reader.buffer();
         if self.pos.byte >= self.limit && !buffer.is_empty() {
             return Err(Fault::Fatal(
@@ -392,6 +394,9 @@ fn read_head(reader: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
 }
 
 fn io_error(gzip: bool, e: io::Error) -> ErrorKind {
+    if let Some(DecodedTooLarge { limit }) = DecodedTooLarge::find(&e) {
+        return ErrorKind::InputTooLarge { limit };
+    }
     match (gzip, e.kind()) {
         (true, io::ErrorKind::UnexpectedEof) => ErrorKind::TruncatedGzip,
         (true, io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData) => {

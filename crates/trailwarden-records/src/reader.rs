@@ -2,13 +2,14 @@
 //! and leaves each record (one captured value) to serde_json.
 
 use crate::error::{ErrorKind, Position, ReadError};
+use crate::gzip::GZIP_MAGIC;
 use crate::input::{Capture, Fault, Input, Pos};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::IgnoredAny;
+use serde_json::Value;
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::{ControlFlow, Range};
 use std::path::Path;
-use trailwarden_model::record::CloudTrailRecord;
 
 /// Limits for reading untrusted input (log buckets may be writable by an attacker).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +71,11 @@ pub struct Summary {
 
 /// What the callback receives, in input order.
 #[derive(Debug)]
-pub enum Item<T = CloudTrailRecord> {
+pub enum Item {
     /// A record, with the position where it starts.
     Record {
-        /// The record.
-        record: T,
+        /// The record, exactly as written (detection rules want every key as it is).
+        record: Value,
         /// Where it starts in the source.
         position: Position,
     },
@@ -89,18 +90,7 @@ pub fn read_records<R: Read>(
     input: R,
     source: &str,
     options: &ReadOptions,
-    on_item: impl FnMut(Item) -> ControlFlow<()>,
-) -> Summary {
-    read_records_as(input, source, options, on_item)
-}
-
-/// [`read_records`], delivering each record as a `T` (a `serde_json::Value` keeps the record
-/// exactly as written, which detection rules want).
-pub fn read_records_as<T: DeserializeOwned, R: Read>(
-    input: R,
-    source: &str,
-    options: &ReadOptions,
-    mut on_item: impl FnMut(Item<T>) -> ControlFlow<()>,
+    mut on_item: impl FnMut(Item) -> ControlFlow<()>,
 ) -> Summary {
     let input = match Input::open(input, options.max_input_bytes) {
         Ok(input) => input,
@@ -168,10 +158,10 @@ pub fn read_path(
     }
 }
 
-fn failed_before_reading<T>(
+fn failed_before_reading(
     source: &str,
     fault: Fault,
-    on_item: &mut impl FnMut(Item<T>) -> ControlFlow<()>,
+    on_item: &mut impl FnMut(Item) -> ControlFlow<()>,
 ) -> Summary {
     let mut summary = Summary::default();
     if let Fault::Fatal(kind, at) | Fault::Broken(kind, at) | Fault::NotJson(kind, at) = fault {
@@ -193,13 +183,44 @@ const DIGEST_KEYS: &[&str] = &[
     "logFiles",
 ];
 
+/// The top-level keys of a CloudTrail record (any one makes an object a record), spelled as
+/// in the JSON; compared in any case.
+const RECORD_KEYS: &[&str] = &[
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "requestID",
+    "eventID",
+    "readOnly",
+    "resources",
+    "eventType",
+    "apiVersion",
+    "managementEvent",
+    "recipientAccountId",
+    "sharedEventID",
+    "vpcEndpointId",
+    "eventCategory",
+    "tlsDetails",
+    "sessionCredentialFromConsole",
+];
+
 const UTF8_BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
 
-struct Reader<'a, 'f, T> {
+struct Reader<'a, 'f> {
     input: Input<'a>,
     source: &'a str,
     options: &'a ReadOptions,
-    on_item: &'f mut dyn FnMut(Item<T>) -> ControlFlow<()>,
+    on_item: &'f mut dyn FnMut(Item) -> ControlFlow<()>,
     summary: Summary,
     /// Record slots started so far (records, failed records, non-records in their place).
     slot: u64,
@@ -262,7 +283,7 @@ impl Scanned {
             self.digest_like = true;
         }
         // Any case: some exports lower-case every key (`eventname`).
-        if CloudTrailRecord::KNOWN_KEYS
+        if RECORD_KEYS
             .iter()
             .any(|known| known.eq_ignore_ascii_case(key))
         {
@@ -279,7 +300,7 @@ impl Scanned {
     }
 }
 
-impl<T: DeserializeOwned> Reader<'_, '_, T> {
+impl Reader<'_, '_> {
     fn run(&mut self) -> Result<(), Fault> {
         if self.input.head().starts_with(&UTF8_BOM) {
             for _ in UTF8_BOM {
@@ -562,7 +583,7 @@ impl<T: DeserializeOwned> Reader<'_, '_, T> {
                 self.note_shape(Shape::EventBridge);
             }
             let what = match serde_json::from_slice::<String>(&text[detail_type]) {
-                Ok(t) if t.ends_with("via CloudTrail") => None,
+                Ok(t) if crate::envelope::is_cloudtrail_detail_type(&t) => None,
                 Ok(t) => Some(format!("an EventBridge event of type {t:?}")),
                 Err(_) => Some("an EventBridge event whose detail-type is not a string".to_owned()),
             };
@@ -585,16 +606,11 @@ impl<T: DeserializeOwned> Reader<'_, '_, T> {
 
     /// Parses the record in `text` (which starts at `at`) and delivers it, or the error.
     fn record(&mut self, text: &[u8], at: Pos, record_start: Pos) -> Result<(), Fault> {
-        match serde_json::from_slice::<T>(text) {
+        match serde_json::from_slice::<Value>(text) {
             Ok(record) => {
                 self.summary.records += 1;
                 let position = record_start.in_record(self.current);
                 self.emit(Item::Record { record, position })
-            }
-            Err(e) if e.is_data() => {
-                // Broken syntax further on wins: it means the value's extent may be wrong.
-                validate(text, at)?;
-                self.error(ErrorKind::InvalidRecord(message(&e)), locate(at, text, &e))
             }
             Err(e) => Err(Fault::Broken(syntax_kind(&e, text), locate(at, text, &e))),
         }
@@ -640,7 +656,7 @@ impl<T: DeserializeOwned> Reader<'_, '_, T> {
         Fault::NotJson(kind, at)
     }
 
-    fn emit(&mut self, item: Item<T>) -> Result<(), Fault> {
+    fn emit(&mut self, item: Item) -> Result<(), Fault> {
         match (self.on_item)(item) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(()) => Err(Fault::Stopped),
@@ -667,7 +683,7 @@ fn sniff_format(head: &[u8]) -> Option<&'static str> {
         ),
         (b"BZh", "bzip2-compressed data: only gzip is read"),
         (b"\xfd7zXZ\x00", "xz-compressed data: only gzip is read"),
-        (b"\x1f\x8b", "gzip inside gzip: decompress it once first"),
+        (&GZIP_MAGIC, "gzip inside gzip: decompress it once first"),
         (b"\xff\xfe", "UTF-16 text: only UTF-8 is read"),
         (b"\xfe\xff", "UTF-16 text: only UTF-8 is read"),
     ];

@@ -105,6 +105,8 @@ async fn a_log_file_named_by_an_s3_notification_is_scanned_and_acted_on() {
                     .unwrap();
                 let bytes = body.body.collect().await.unwrap().into_bytes();
                 let mut text = String::new();
+                #[allow(clippy::disallowed_types)]
+                // a test reading back the log file the lab wrote
                 std::io::Read::read_to_string(
                     &mut flate2::read::GzDecoder::new(&bytes[..]),
                     &mut text,
