@@ -1,5 +1,6 @@
 //! The client factory: one place that decides how every AWS client is configured.
 
+use crate::own_sessions::{OwnSessions, Recording};
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
@@ -7,6 +8,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Every role session trailwarden opens is named `trailwarden-<unix time>`, so its own calls can
@@ -62,6 +64,8 @@ pub struct ClientFactory {
     base: SdkConfig,
     path_style_s3: bool,
     session_name: String,
+    /// Every session handed out through this factory (and its clones).
+    own: Arc<OwnSessions>,
 }
 
 impl ClientFactory {
@@ -114,6 +118,18 @@ impl ClientFactory {
                 .region(Region::from_static(FALLBACK_REGION))
                 .build();
         }
+        // The caller's own keys are trailwarden's too: note each one handed out.
+        let own = Arc::new(OwnSessions::default());
+        if let Some(inner) = base.credentials_provider() {
+            base = base
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(Recording {
+                    inner,
+                    role_arn: None,
+                    sessions: own.clone(),
+                }))
+                .build();
+        }
         // An endpoint override is an emulator or a proxy: bucket-in-hostname cannot work there.
         let path_style_s3 =
             base.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
@@ -125,6 +141,7 @@ impl ClientFactory {
             base,
             path_style_s3,
             session_name: format!("{SESSION_NAME_PREFIX}-{unix}"),
+            own,
         }
     }
 
@@ -156,21 +173,32 @@ impl ClientFactory {
         }
     }
 
-    /// Clients that assume `role_arn` (credentials are fetched on first use and refreshed).
+    /// Clients that assume `role_arn` (credentials are fetched on first use and refreshed;
+    /// each session's key id is noted in [`ClientFactory::own_sessions`]).
     pub async fn assume_role(&self, role_arn: &str) -> AccountConfig {
         let provider = AssumeRoleProvider::builder(role_arn)
             .session_name(&self.session_name)
             .configure(&self.base)
             .build()
             .await;
+        let recording = Recording {
+            inner: SharedCredentialsProvider::new(provider),
+            role_arn: Some(role_arn.to_owned()),
+            sessions: self.own.clone(),
+        };
         AccountConfig {
             config: self
                 .base
                 .to_builder()
-                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .credentials_provider(SharedCredentialsProvider::new(recording))
                 .build(),
             path_style_s3: self.path_style_s3,
         }
+    }
+
+    /// The sessions this factory has handed out: trailwarden's own credentials.
+    pub fn own_sessions(&self) -> &Arc<OwnSessions> {
+        &self.own
     }
 }
 

@@ -54,6 +54,38 @@ pub enum SelectionError {
     CallerUnknown { region: String, message: String },
 }
 
+/// Who the caller is (sts:GetCallerIdentity): its account and principal ARN.
+pub async fn caller_identity(
+    factory: &ClientFactory,
+) -> Result<(AccountId, String), SelectionError> {
+    let home = factory.home_region().to_owned();
+    let identity = factory
+        .caller()
+        .sts(&home)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|err| SelectionError::CallerUnknown {
+            region: home.clone(),
+            message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+        })?;
+    let id: AccountId = identity
+        .account()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| SelectionError::CallerUnknown {
+            region: home.clone(),
+            message: format!("unexpected account id {:?}", identity.account()),
+        })?;
+    Ok((id, identity.arn().unwrap_or_default().to_owned()))
+}
+
+/// The role name of an assumed-role session ARN (`arn:aws:sts::1:assumed-role/ROLE/SESSION`).
+pub fn role_of_session(arn: &str) -> Option<&str> {
+    let rest = arn.split(":assumed-role/").nth(1)?;
+    rest.split('/').next().filter(|r| !r.is_empty())
+}
+
 /// Resolves the selection: assumes roles, discovers enabled regions. Accounts are handled
 /// concurrently; a failing account becomes a gap and the others go on.
 pub async fn resolve(
@@ -64,24 +96,7 @@ pub async fn resolve(
     let mut resolution = Resolution::default();
     let Some(ids) = &selection.accounts else {
         let clients = factory.caller();
-        let identity = clients
-            .sts(&home)
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|err| SelectionError::CallerUnknown {
-                region: home.clone(),
-                message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-            })?;
-        let id: AccountId = identity
-            .account()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| SelectionError::CallerUnknown {
-                region: home.clone(),
-                message: format!("unexpected account id {:?}", identity.account()),
-            })?;
-        let arn = identity.arn().unwrap_or_default().to_owned();
+        let (id, arn) = caller_identity(factory).await?;
         match finish_account(id, arn, clients, &home, &selection.regions).await {
             Ok((account, gaps)) => {
                 resolution.accounts.push(account);
@@ -96,8 +111,11 @@ pub async fn resolve(
         .as_deref()
         .ok_or(SelectionError::RoleNameMissing)?;
     let partition = partition_of_region(&home);
-    let results: Vec<Result<(Account, Vec<Gap>), Gap>> = futures::stream::iter(ids.iter())
-        .map(|id| {
+    // Owned items and typed closure arguments throughout: a closure over borrowed items gets a
+    // higher-ranked signature, and the compiler then cannot prove the whole future Send (the
+    // guard's handlers run on spawned tasks).
+    let results: Vec<Result<(Account, Vec<Gap>), Gap>> = futures::stream::iter(ids.iter().cloned())
+        .map(|id: AccountId| {
             let role_arn = format!("arn:{partition}:iam::{id}:role/{role_name}");
             let home = home.clone();
             async move {
@@ -109,7 +127,7 @@ pub async fn resolve(
                     .await
                     .map_err(|err| {
                         let mut gap =
-                            gap_from_sdk(&err, id, None, "sts:AssumeRole", GapScope::Account);
+                            gap_from_sdk(&err, &id, None, "sts:AssumeRole", GapScope::Account);
                         gap.message = format!("assuming {role_arn}: {}", gap.message);
                         gap
                     })?;
@@ -127,7 +145,7 @@ pub async fn resolve(
                         ),
                     });
                 }
-                finish_account(id.clone(), arn, clients, &home, &selection.regions).await
+                finish_account(id, arn, clients, &home, &selection.regions).await
             }
         })
         .buffer_unordered(selection.concurrency.max(1))
@@ -254,10 +272,15 @@ where
     F: Fn(&'a Account, String) -> Fut,
     Fut: Future<Output = Result<T, Gap>>,
 {
-    let cells = accounts
+    // The futures are made before they are polled, so no closure over borrowed accounts is
+    // part of the returned future: with one, the compiler cannot prove it Send (rustc
+    // #110338), and the guard's handlers run on spawned tasks.
+    let cells: Vec<(&'a Account, String)> = accounts
         .iter()
-        .flat_map(|account| account.regions.iter().map(move |r| (account, r.clone())));
-    let mut results: Vec<(Target, Result<T, Gap>)> = futures::stream::iter(cells)
+        .flat_map(|account| account.regions.iter().map(move |r| (account, r.clone())))
+        .collect();
+    let pending: Vec<_> = cells
+        .into_iter()
         .map(|(account, region)| {
             let target = Target {
                 account: account.id.clone(),
@@ -270,6 +293,8 @@ where
                 (target, result)
             }
         })
+        .collect();
+    let mut results: Vec<(Target, Result<T, Gap>)> = futures::stream::iter(pending)
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;

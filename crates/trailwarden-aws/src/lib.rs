@@ -23,6 +23,7 @@ mod failure;
 pub mod fanout;
 pub mod forwarding;
 pub mod log_objects;
+pub mod own_sessions;
 pub mod queue;
 pub mod restore;
 pub mod snapshot;
@@ -32,6 +33,7 @@ pub mod trails;
 pub use aws_credential_types::Credentials;
 pub use client::{AccountConfig, AwsOptions, ClientFactory, SESSION_NAME_PREFIX};
 pub use failure::{CallError, GapScope, gap_from_sdk};
+pub use own_sessions::{OwnSession, OwnSessions};
 
 /// The SDK service crates, for dev tooling (the lab, tests) that must make raw calls through
 /// this crate's clients instead of depending on the SDK itself.

@@ -57,15 +57,19 @@ where
 }
 
 /// The bucket's region (GetBucketLocation); S3 answers requests for a bucket only there.
+/// With `expected_owner` (an account id) S3 refuses the request if another account owns the
+/// bucket: a bucket deleted and re-created by someone else under the same name is not read.
 pub async fn bucket_region(
     account: &AccountConfig,
     home_region: &str,
     bucket: &str,
+    expected_owner: Option<&str>,
 ) -> Result<String, CallError> {
     let out = account
         .s3(home_region)
         .get_bucket_location()
         .bucket(bucket)
+        .set_expected_bucket_owner(expected_owner.map(str::to_owned))
         .send()
         .await
         .map_err(|e| describe(&e, bucket, home_region, "s3:GetBucketLocation"))?;
@@ -162,13 +166,15 @@ async fn list_folders(
     Ok(folders)
 }
 
-/// Downloads one object whole; refuses objects larger than `max_bytes`.
+/// Downloads one object whole; refuses objects larger than `max_bytes`, and (with
+/// `expected_owner`) objects of a bucket another account owns.
 pub async fn fetch(
     account: &AccountConfig,
     region: &str,
     bucket: &str,
     key: &str,
     max_bytes: u64,
+    expected_owner: Option<&str>,
 ) -> Result<Vec<u8>, CallError> {
     let subject = || format!("bucket {bucket} (region {region})");
     let out = account
@@ -176,6 +182,7 @@ pub async fn fetch(
         .get_object()
         .bucket(bucket)
         .key(key)
+        .set_expected_bucket_owner(expected_owner.map(str::to_owned))
         .send()
         .await
         .map_err(|e| describe(&e, bucket, region, "s3:GetObject"))?;

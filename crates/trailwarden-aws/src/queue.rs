@@ -62,6 +62,35 @@ pub async fn receive(
         .collect())
 }
 
+/// Keeps `message` hidden from other receivers for `seconds` more from now (SQS caps a
+/// message's visibility at 12 hours): a heartbeat while it is handled, or a back-off before
+/// its next attempt.
+pub async fn change_visibility(
+    account: &AccountConfig,
+    region: &str,
+    url: &str,
+    message: &Message,
+    seconds: i32,
+) -> Result<(), CallError> {
+    account
+        .sqs(region)
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(&message.receipt_handle)
+        .visibility_timeout(seconds.clamp(0, 43_200))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            CallError::from_sdk(
+                &e,
+                format!("queue {url}"),
+                region,
+                "sqs:ChangeMessageVisibility",
+            )
+        })
+}
+
 /// Deletes handled messages, up to 10 (one batch of a receive) in one call; the messages
 /// that could not be deleted come back with why (they will be redelivered and recognised).
 pub async fn delete_batch(

@@ -61,8 +61,8 @@ impl AlsoRead {
 
 /// Reads the snapshot of every account, at most `concurrency` units of work at once: the
 /// resources its own trails name, plus those in `also`.
-pub async fn snapshot_accounts(
-    accounts: &[Account],
+pub async fn snapshot_accounts<'a>(
+    accounts: &'a [Account],
     concurrency: usize,
     also: &BTreeMap<AccountId, AlsoRead>,
     on_step: &(dyn Fn(Phase) + Sync),
@@ -106,21 +106,25 @@ pub async fn snapshot_accounts(
     }
 
     // Phase 2: every trail, in its home region.
-    let trails: Vec<(&Account, TrailView)> = accounts
+    let trails: Vec<(&'a Account, TrailView)> = accounts
         .iter()
-        .flat_map(|account| {
+        .flat_map(|account: &'a Account| {
             let per_region = views.remove(&account.id).unwrap_or_default();
             fold_shadows(&account.id, per_region)
                 .into_iter()
                 .map(move |t| (account, t.view))
         })
         .collect();
-    let read: Vec<(AccountId, TrailSnapshot, Vec<Gap>)> = futures::stream::iter(trails)
+    // Futures made before they are polled: see `fanout::for_each_region`.
+    let pending: Vec<_> = trails
+        .into_iter()
         .map(|(account, view)| async move {
             let (trail, gaps) = read_trail(account, view).await;
             on_step(Phase::Trail);
             (account.id.clone(), trail, gaps)
         })
+        .collect();
+    let read: Vec<(AccountId, TrailSnapshot, Vec<Gap>)> = futures::stream::iter(pending)
         .buffer_unordered(concurrency)
         .collect()
         .await;
@@ -149,7 +153,8 @@ pub async fn snapshot_accounts(
         resources.extend(keys.into_iter().map(|k| (account, Resource::Key(k))));
         resources.extend(groups.into_iter().map(|g| (account, Resource::LogGroup(g))));
     }
-    let read: Vec<(AccountId, Result<ResourceState>)> = futures::stream::iter(resources)
+    let pending: Vec<_> = resources
+        .into_iter()
         .map(|(account, resource)| async move {
             let state = match resource {
                 Resource::Bucket(name) => {
@@ -163,6 +168,8 @@ pub async fn snapshot_accounts(
             on_step(Phase::Resource);
             (account.id.clone(), state)
         })
+        .collect();
+    let read: Vec<(AccountId, Result<ResourceState>)> = futures::stream::iter(pending)
         .buffer_unordered(concurrency)
         .collect()
         .await;
@@ -627,12 +634,26 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
                 object_lock: None,
                 notifications: Vec::new(),
                 replication_rules: Vec::new(),
+                owner: None,
             });
         }
         Err(e) => return Err(bucket_gap(&e, account, home, name, "s3:GetBucketLocation")),
     };
     let s3 = account.clients.s3(&region);
     let r = region.as_str();
+    // Owned by the account reading it? S3 refuses HeadBucket with ExpectedBucketOwner when
+    // another account owns the bucket (403), whatever its policy says.
+    let owner = match s3
+        .head_bucket()
+        .bucket(name)
+        .expected_bucket_owner(account.id.as_str())
+        .send()
+        .await
+    {
+        Ok(_) => Some(account.id.to_string()),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => None,
+        Err(e) => return Err(bucket_gap(&e, account, r, name, "s3:ListBucket")),
+    };
 
     let policy = match s3.get_bucket_policy().bucket(name).send().await {
         Ok(p) => p.policy().map(str::to_owned),
@@ -808,6 +829,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
         object_lock,
         notifications,
         replication_rules,
+        owner,
     })
 }
 

@@ -41,16 +41,24 @@ fn severity_rank(s: &str) -> u8 {
     }
 }
 
+/// The actor of detections nobody is known to have caused (found by a sweep, with no event
+/// in the journal that touched the resource).
+pub const UNATTRIBUTED: &str = "unattributed (found by the sweep)";
+
 /// Groups `detections` (any order) by actor, splitting an actor's history where two
 /// detections are more than `gap_seconds` apart. Incidents come newest first.
+/// trailwarden's own calls are not incidents.
 pub fn group(detections: &[Detection], gap_seconds: u64) -> Vec<Incident> {
-    let mut sorted: Vec<&Detection> = detections.iter().collect();
+    let mut sorted: Vec<&Detection> = detections
+        .iter()
+        .filter(|d| d.outcome != Outcome::OwnCall)
+        .collect();
     let key = |d: &Detection| {
         d.actor
             .clone()
             .or_else(|| d.access_key.clone())
             .or_else(|| d.source_ip.clone())
-            .unwrap_or_else(|| "unknown".to_owned())
+            .unwrap_or_else(|| UNATTRIBUTED.to_owned())
     };
     sorted.sort_by(|a, b| {
         key(a)
@@ -119,6 +127,9 @@ mod tests {
             source_ip: Some("203.0.113.7".into()),
             outcome: outcome.parse().unwrap(),
             title: rule.into(),
+            technique: None,
+            resource: None,
+            found_by: crate::journal::FoundBy::Event,
         }
     }
 
@@ -166,5 +177,33 @@ mod tests {
         assert_eq!((first.restored, first.severity.as_str()), (2, "high"));
         let eve = incidents.iter().find(|i| i.actor == "eve").unwrap();
         assert_eq!(eve.failed_attempts, 1);
+    }
+
+    #[test]
+    fn own_calls_are_no_incident_and_unknown_actors_are_said_to_be_unknown() {
+        let own = d(
+            "2026-11-28T10:00:00Z",
+            "arn:aws:sts::1:assumed-role/TrailwardenAudit/trailwarden-1",
+            "trail-stop-logging",
+            "high",
+            "own-call",
+        );
+        let swept = Detection {
+            actor: None,
+            access_key: None,
+            source_ip: None,
+            found_by: crate::journal::FoundBy::Sweep,
+            ..d(
+                "2026-11-28T10:00:00Z",
+                "-",
+                "trail-logging-stopped",
+                "critical",
+                "restored",
+            )
+        };
+        let incidents = group(&[own, swept], DEFAULT_GAP_SECONDS);
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(incidents[0].actor, UNATTRIBUTED);
+        assert_eq!(incidents[0].timeline[0].rule_id, "trail-logging-stopped");
     }
 }

@@ -22,12 +22,13 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use trailwarden_model::finding::Finding;
 use trailwarden_model::outcome::Outcome;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a write waits for another process's lock before it fails. Writes are single
 /// short inserts, so a wait this long means something is stuck, not busy.
@@ -93,6 +94,27 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         last_error   TEXT
     );
     CREATE INDEX notifications_due ON notifications (state, next_attempt);",
+    // Detections found by sweeps as well as by events: what the finding was about; the access
+    // key ids of the sessions trailwarden obtained (its own calls are proven by them, never by
+    // a name); and accounts a sweep could not read, sweep after sweep.
+    "ALTER TABLE detections ADD COLUMN technique TEXT;
+    ALTER TABLE detections ADD COLUMN resource TEXT;
+    ALTER TABLE detections ADD COLUMN found_by TEXT NOT NULL DEFAULT 'event';
+    CREATE INDEX detections_account_rule ON detections (account, rule_id, event_time);
+    CREATE TABLE own_credentials (
+        access_key_id TEXT PRIMARY KEY,
+        role_arn      TEXT NOT NULL,
+        account       TEXT NOT NULL,
+        obtained      TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE unread_streaks (
+        account   TEXT NOT NULL,
+        region    TEXT NOT NULL,
+        since     TEXT NOT NULL,
+        sweeps    INTEGER NOT NULL,
+        last_gap  TEXT NOT NULL,
+        PRIMARY KEY (account, region)
+    ) WITHOUT ROWID;",
 ];
 
 /// Parameter keys containing one of these (compared lowercased, with everything but letters
@@ -131,6 +153,45 @@ pub struct Detection {
     /// What the responder did about it.
     pub outcome: Outcome,
     pub title: String,
+    /// The tamper-catalog technique, e.g. `A1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technique: Option<String>,
+    /// The resource concerned (a trail ARN, a bucket, ...), where the finding names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// What found it: a CloudTrail event, or a sweep of the real state.
+    #[serde(default)]
+    pub found_by: FoundBy,
+}
+
+/// Which signal raised a detection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    /// A CloudTrail record (a forwarded event, a log file).
+    #[default]
+    Event,
+    /// A sweep comparing the real state with the baseline (trusts no CloudTrail record).
+    Sweep,
+}
+
+impl FoundBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Sweep => "sweep",
+        }
+    }
+}
+
+/// A session trailwarden obtained itself: calls made with its access key are its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnCredential {
+    pub access_key_id: String,
+    pub role_arn: String,
+    pub account: String,
+    /// RFC 3339.
+    pub obtained: String,
 }
 
 impl Detection {
@@ -153,6 +214,13 @@ impl Detection {
             source_ip: event.and_then(|e| e.actor.source_ip.clone()),
             outcome,
             title: finding.title.clone(),
+            technique: finding.technique.clone(),
+            resource: finding.resource.clone(),
+            found_by: if event.is_some() {
+                FoundBy::Event
+            } else {
+                FoundBy::Sweep
+            },
         }
     }
 }
@@ -311,6 +379,8 @@ pub enum JournalError {
         dir: PathBuf,
         source: io::Error,
     },
+    #[error("journal {}: cannot make it private to its owner (chmod 600): {source}", path.display())]
+    Permissions { path: PathBuf, source: io::Error },
     #[error("journal {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -352,12 +422,17 @@ pub enum JournalError {
          XDG_STATE_HOME or HOME"
     )]
     NoDefaultPath,
+    /// Internal to `open`: the switch to WAL did not happen yet (retried).
+    #[error("journal: not in WAL mode yet")]
+    NotWal,
 }
 
 /// An open journal file.
 #[derive(Debug)]
 pub struct Journal {
-    conn: Connection,
+    /// One connection, shared by the tasks of a process (statements are short; SQLite
+    /// serialises writers anyway).
+    conn: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -381,14 +456,39 @@ impl Journal {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(sql)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-        // The first statement that reads the file: a corrupt one fails here. Where WAL is not
-        // possible (some network file systems) SQLite keeps a rollback journal, which is
-        // slower with several writers but still correct, so the answer is not checked.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-            .map_err(sql)?;
-        prepare_schema(&mut conn, path)?;
+        // The first statements that read the file: a corrupt one fails here. Switching to WAL
+        // and creating the schema need the file to themselves, and SQLite answers "busy" at
+        // once (without waiting for the busy timeout) while another process does the same on
+        // a new file, or leaves the old mode: try again for a while. Where WAL is not possible
+        // (some network file systems) SQLite keeps a rollback journal, slower with several
+        // writers but still correct, so after that the answer is taken as it is.
+        let busy = |e: &JournalError| {
+            matches!(e, JournalError::Sqlite { source: rusqlite::Error::SqliteFailure(f, _), .. }
+                if f.code == rusqlite::ErrorCode::DatabaseBusy)
+        };
+        let mut attempt = 0u64;
+        loop {
+            let prepared = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+                .map_err(sql)
+                .and_then(|mode| {
+                    if !mode.eq_ignore_ascii_case("wal") && attempt < 10 {
+                        return Err(JournalError::NotWal);
+                    }
+                    prepare_schema(&mut conn, path)
+                });
+            match prepared {
+                Ok(()) => break,
+                Err(e) if (busy(&e) || matches!(e, JournalError::NotWal)) && attempt < 100 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5 + 5 * attempt.min(20)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        restrict_to_owner(path)?;
         Ok(Journal {
-            conn,
+            conn: Mutex::new(conn),
             path: path.to_owned(),
         })
     }
@@ -420,8 +520,8 @@ impl Journal {
                 key,
             });
         }
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare_cached(
                 "INSERT INTO entries (run_id, time, account, region, resource, call, parameters, \
                  outcome, error, finding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -446,51 +546,74 @@ impl Journal {
         .map_err(|e| self.sql(e))
     }
 
-    /// The entries matching `filter`, newest first (by time, then by id for equal times).
-    /// Whether the event with this CloudTrail `eventID` was handled already.
-    pub fn event_handled(&self, event_id: &str) -> Result<bool, JournalError> {
-        self.conn
-            .query_row(
-                "SELECT 1 FROM events WHERE event_id = ?1",
-                [event_id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|found| found.is_some())
-            .map_err(|source| JournalError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })
+    /// Whether the CloudTrail event `event_id` of `account` was handled already. Events are
+    /// kept by account and eventID: a forged copy of a real event under another account
+    /// cannot make the real one a duplicate.
+    pub fn event_handled(&self, account: &str, event_id: &str) -> Result<bool, JournalError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT 1 FROM events WHERE event_id = ?1",
+            [event_key(account, event_id)],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(|source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Records that the event was handled (after acting on it, before the message is
     /// deleted): a crash in between means it is handled again, which restoring tolerates.
     pub fn mark_event_handled(
         &self,
+        account: &str,
         event_id: &str,
         time: &str,
         outcome: Option<Outcome>,
     ) -> Result<(), JournalError> {
+        let conn = self.conn();
         let outcome = outcome.map_or("no-finding", Outcome::as_str);
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO events (event_id, time, outcome) VALUES (?1, ?2, ?3)",
-                [event_id, time, outcome],
-            )
-            .map(|_| ())
-            .map_err(|source| JournalError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })
+        conn.execute(
+            "INSERT OR IGNORE INTO events (event_id, time, outcome) VALUES (?1, ?2, ?3)",
+            [event_key(account, event_id).as_str(), time, outcome],
+        )
+        .map(|_| ())
+        .map_err(|source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The accounts in which the CloudTrail event `event_id` was handled (an eventID is unique
+    /// only within an account).
+    pub fn accounts_that_handled(&self, event_id: &str) -> Result<Vec<String>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT event_id FROM events WHERE event_id LIKE ?1 ESCAPE '\\'")
+            .map_err(|e| self.sql(e))?;
+        let escaped = event_id
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let rows = stmt
+            .query_map([format!("%/{escaped}")], |r| r.get::<_, String>(0))
+            .map_err(|e| self.sql(e))?;
+        let keys: Vec<String> = rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.split_once('/').map(|(a, _)| a.to_owned()))
+            .collect())
     }
 
     /// Records a detection (a finding raised by an event) and what was done about it. The same
     /// event and rule again (a redelivered message whose restore is retried) updates the row's
     /// outcome instead of adding one; returns whether anything new was recorded.
     pub fn record_detection(&self, d: &Detection) -> Result<bool, JournalError> {
+        let conn = self.conn();
         if let Some(event_id) = &d.event_id {
-            let existing: Option<String> = self
-                .conn
+            let existing: Option<String> = conn
                 .query_row(
                     "SELECT outcome FROM detections WHERE event_id = ?1 AND rule_id = ?2
                      ORDER BY id DESC LIMIT 1",
@@ -502,8 +625,7 @@ impl Journal {
             match existing {
                 Some(outcome) if outcome == d.outcome.as_str() => return Ok(false),
                 Some(_) => {
-                    return self
-                        .conn
+                    return conn
                         .execute(
                             "UPDATE detections SET outcome = ?3 WHERE event_id = ?1 AND rule_id = ?2",
                             [event_id.as_str(), d.rule_id.as_str(), d.outcome.as_str()],
@@ -514,31 +636,34 @@ impl Journal {
                 None => {}
             }
         }
-        self.conn
-            .execute(
-                "INSERT INTO detections (event_time, account, region, rule_id, severity, event_id,
-                 event_name, actor, access_key, source_ip, outcome, title)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                rusqlite::params![
-                    d.event_time,
-                    d.account,
-                    d.region,
-                    d.rule_id,
-                    d.severity,
-                    d.event_id,
-                    d.event_name,
-                    d.actor,
-                    d.access_key,
-                    d.source_ip,
-                    d.outcome.as_str(),
-                    d.title
-                ],
-            )
-            .map(|_| true)
-            .map_err(|source| JournalError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })
+        conn.execute(
+            "INSERT INTO detections (event_time, account, region, rule_id, severity, event_id,
+                 event_name, actor, access_key, source_ip, outcome, title, technique, resource,
+                 found_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            rusqlite::params![
+                d.event_time,
+                d.account,
+                d.region,
+                d.rule_id,
+                d.severity,
+                d.event_id,
+                d.event_name,
+                d.actor,
+                d.access_key,
+                d.source_ip,
+                d.outcome.as_str(),
+                d.title,
+                d.technique,
+                d.resource,
+                d.found_by.as_str(),
+            ],
+        )
+        .map(|_| true)
+        .map_err(|source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Queues a notification of `payload` to `sink` (delivered by [`Journal::due_notifications`]
@@ -549,13 +674,13 @@ impl Journal {
         payload: &str,
         created: &str,
     ) -> Result<(), JournalError> {
-        self.conn
-            .execute(
-                "INSERT INTO notifications (sink, payload, created) VALUES (?1, ?2, ?3)",
-                [sink, payload, created],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO notifications (sink, payload, created) VALUES (?1, ?2, ?3)",
+            [sink, payload, created],
+        )
+        .map(|_| ())
+        .map_err(|e| self.sql(e))
     }
 
     /// Pending notifications whose next attempt is due at `now` (Unix seconds), oldest first.
@@ -564,8 +689,8 @@ impl Journal {
         now: u64,
         limit: usize,
     ) -> Result<Vec<PendingNotification>, JournalError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT id, sink, payload, attempts FROM notifications
                  WHERE state = 'pending' AND next_attempt <= ?1 ORDER BY id LIMIT ?2",
@@ -592,37 +717,37 @@ impl Journal {
         error: Option<&str>,
         retry_at: Option<u64>,
     ) -> Result<(), JournalError> {
+        let conn = self.conn();
         let state = match (error, retry_at) {
             (None, _) => "sent",
             (Some(_), Some(_)) => "pending",
             (Some(_), None) => "failed",
         };
-        self.conn
-            .execute(
-                "UPDATE notifications SET attempts = attempts + 1, state = ?2, last_error = ?3,
+        conn.execute(
+            "UPDATE notifications SET attempts = attempts + 1, state = ?2, last_error = ?3,
                  next_attempt = ?4 WHERE id = ?1",
-                rusqlite::params![id, state, error, retry_at.unwrap_or(0) as i64],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+            rusqlite::params![id, state, error, retry_at.unwrap_or(0) as i64],
+        )
+        .map(|_| ())
+        .map_err(|e| self.sql(e))
     }
 
     /// Notifications by state: (pending, sent, failed).
     pub fn notification_counts(&self) -> Result<(u64, u64, u64), JournalError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'sent'), 0),
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'sent'), 0),
                  COALESCE(SUM(state = 'failed'), 0) FROM notifications",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        r.get::<_, i64>(1)? as u64,
-                        r.get::<_, i64>(2)? as u64,
-                    ))
-                },
-            )
-            .map_err(|e| self.sql(e))
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
+        )
+        .map_err(|e| self.sql(e))
     }
 
     /// Every detection at or after `since` (RFC 3339; `None`: all), oldest first.
@@ -631,12 +756,12 @@ impl Journal {
             path: self.path.clone(),
             source,
         };
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT event_time, account, region, rule_id, severity, event_id, event_name,
-                 actor, access_key, source_ip, outcome, title FROM detections
-                 WHERE event_time >= ?1 ORDER BY event_time, id",
+                 actor, access_key, source_ip, outcome, title, technique, resource, found_by
+                 FROM detections WHERE event_time >= ?1 ORDER BY event_time, id",
             )
             .map_err(sql)?;
         let rows = stmt
@@ -660,13 +785,160 @@ impl Journal {
                         )
                     })?,
                     title: r.get(11)?,
+                    technique: r.get(12)?,
+                    resource: r.get(13)?,
+                    found_by: match r.get::<_, String>(14)?.as_str() {
+                        "sweep" => FoundBy::Sweep,
+                        _ => FoundBy::Event,
+                    },
                 })
             })
             .map_err(sql)?;
         rows.collect::<Result<_, _>>().map_err(sql)
     }
 
+    /// How many detections of `rule_id` in `account` since `since` (RFC 3339): the measure of
+    /// a repeated tampering pattern.
+    pub fn count_detections(
+        &self,
+        account: &str,
+        rule_id: &str,
+        since: &str,
+    ) -> Result<u64, JournalError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT count(*) FROM detections WHERE account = ?1 AND rule_id = ?2
+             AND event_time >= ?3 AND outcome NOT IN ('own-call', 'failed-attempt')",
+            [account, rule_id, since],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| self.sql(e))
+    }
+
+    /// The latest detection raised by an event in `account` since `since` whose resource is
+    /// `resource` or, failing that, whose technique is `technique`: who most probably caused
+    /// what a sweep found.
+    pub fn last_event_detection(
+        &self,
+        account: &str,
+        resource: Option<&str>,
+        technique: Option<&str>,
+        since: &str,
+    ) -> Result<Option<Detection>, JournalError> {
+        let found = self.detections(Some(since))?;
+        let events = || {
+            found
+                .iter()
+                .rev()
+                .filter(|d| {
+                    d.found_by == FoundBy::Event && d.account == account && d.actor.is_some()
+                })
+                .filter(|d| !matches!(d.outcome, Outcome::OwnCall | Outcome::FailedAttempt))
+        };
+        let by_resource = resource.and_then(|r| {
+            events().find(|d| {
+                d.resource.as_deref().is_some_and(|x| {
+                    x == r || r.ends_with(&format!("/{x}")) || r.ends_with(&format!(":{x}"))
+                })
+            })
+        });
+        let by_technique = || {
+            technique.and_then(|t| {
+                events().find(|d| {
+                    d.technique
+                        .as_deref()
+                        .is_some_and(|x| x.split(',').any(|x| t.split(',').any(|t| t == x)))
+                })
+            })
+        };
+        Ok(by_resource.or_else(by_technique).cloned())
+    }
+
+    /// Remembers a session trailwarden obtained (its access key id, never its secret).
+    pub fn remember_own_credential(&self, c: &OwnCredential) -> Result<(), JournalError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO own_credentials (access_key_id, role_arn, account, obtained)
+             VALUES (?1, ?2, ?3, ?4)",
+            [&c.access_key_id, &c.role_arn, &c.account, &c.obtained],
+        )
+        .map(|_| ())
+        .map_err(|e| self.sql(e))
+    }
+
+    /// The session trailwarden obtained with this access key id, if it did.
+    pub fn own_credential(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<OwnCredential>, JournalError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT access_key_id, role_arn, account, obtained FROM own_credentials
+             WHERE access_key_id = ?1",
+            [access_key_id],
+            |r| {
+                Ok(OwnCredential {
+                    access_key_id: r.get(0)?,
+                    role_arn: r.get(1)?,
+                    account: r.get(2)?,
+                    obtained: r.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
+    }
+
+    /// A sweep could not read `account` (`region`, or `-` for the whole account): the number
+    /// of sweeps in a row that could not, this one included, and since when.
+    pub fn note_unread(
+        &self,
+        account: &str,
+        region: &str,
+        gap: &str,
+        now: &str,
+    ) -> Result<(u32, String), JournalError> {
+        let conn = self.conn();
+        conn.query_row(
+            "INSERT INTO unread_streaks (account, region, since, sweeps, last_gap)
+             VALUES (?1, ?2, ?4, 1, ?3)
+             ON CONFLICT (account, region) DO UPDATE SET sweeps = sweeps + 1, last_gap = ?3
+             RETURNING sweeps, since",
+            [account, region, gap, now],
+            |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)),
+        )
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Ends the streaks of everything in `account` except `still_unread` (regions, `-` for the
+    /// account): the sweep read them.
+    pub fn clear_unread(&self, account: &str, still_unread: &[&str]) -> Result<(), JournalError> {
+        let conn = self.conn();
+        let streaks: Vec<String> = {
+            let mut stmt = conn
+                .prepare("SELECT region FROM unread_streaks WHERE account = ?1")
+                .map_err(|e| self.sql(e))?;
+            let rows = stmt
+                .query_map([account], |r| r.get(0))
+                .map_err(|e| self.sql(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))?
+        };
+        for region in streaks
+            .iter()
+            .filter(|r| !still_unread.contains(&r.as_str()))
+        {
+            conn.execute(
+                "DELETE FROM unread_streaks WHERE account = ?1 AND region = ?2",
+                [account, region.as_str()],
+            )
+            .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
     pub fn list(&self, filter: &Filter) -> Result<Vec<Entry>, JournalError> {
+        let conn = self.conn();
         let mut conditions: Vec<&str> = Vec::new();
         let mut values: Vec<&dyn ToSql> = Vec::new();
         // Conditions are added only for the fields given, so SQLite can use the indexes.
@@ -692,12 +964,18 @@ impl Journal {
         }
         sql.push_str(" ORDER BY time DESC, id DESC LIMIT ?");
 
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        let mut stmt = conn.prepare(&sql).map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map(values.as_slice(), Entry::from_row)
             .map_err(|e| self.sql(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.sql(e))
+    }
+
+    /// The connection; a panic in another task while it held the lock leaves SQLite in a
+    /// consistent state (every write is one statement or one transaction), so go on.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn sql(&self, source: rusqlite::Error) -> JournalError {
@@ -717,12 +995,22 @@ struct FileMarks {
 }
 
 impl FileMarks {
+    /// All three from one snapshot of the file: read one by one, another process's schema
+    /// creation could commit in between (a new user_version beside an old application_id).
     fn read(conn: &Connection) -> rusqlite::Result<Self> {
-        Ok(Self {
-            application_id: conn.pragma_query_value(None, "application_id", |r| r.get(0))?,
-            user_version: conn.pragma_query_value(None, "user_version", |r| r.get(0))?,
-            objects: conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?,
-        })
+        conn.query_row(
+            "SELECT (SELECT application_id FROM pragma_application_id),
+                    (SELECT user_version FROM pragma_user_version),
+                    (SELECT count(*) FROM sqlite_schema)",
+            [],
+            |r| {
+                Ok(Self {
+                    application_id: r.get(0)?,
+                    user_version: r.get(1)?,
+                    objects: r.get(2)?,
+                })
+            },
+        )
     }
 
     /// The schema version to migrate from, or why the file must not be used.
@@ -745,6 +1033,36 @@ impl FileMarks {
         }
         Ok(version.unwrap_or_default())
     }
+}
+
+/// How a handled event is kept: its account and its eventID.
+fn event_key(account: &str, event_id: &str) -> String {
+    format!("{account}/{event_id}")
+}
+
+/// The journal holds incidents, actors and notification sinks: readable by its owner only
+/// (SQLite creates the `-wal` and `-shm` files with the database file's permissions).
+fn restrict_to_owner(path: &Path) -> Result<(), JournalError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in [
+            path.to_owned(),
+            PathBuf::from(format!("{}-wal", path.display())),
+            PathBuf::from(format!("{}-shm", path.display())),
+        ] {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && file.as_path() != path => {}
+                other => other.map_err(|source| JournalError::Permissions {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Checks the file's marks and brings its schema up to [`SCHEMA_VERSION`].

@@ -29,12 +29,16 @@ pub mod forwarding;
 pub mod guard;
 pub mod incidents;
 pub mod journal;
+pub mod lanes;
 pub mod metrics;
 pub mod notify;
+pub mod pinned;
+pub mod provenance;
 pub mod respond;
 pub mod scan;
 pub mod state;
 
 pub use journal::{
-    Detection, Entry, Filter, Journal, JournalError, NewEntry, PendingNotification, StepOutcome,
+    Detection, Entry, Filter, FoundBy, Journal, JournalError, NewEntry, OwnCredential,
+    PendingNotification, StepOutcome,
 };

@@ -19,6 +19,30 @@ pub struct Metrics {
     pub lag_millis: AtomicU64,
     pub notifications: AtomicU64,
     pub notification_failures: AtomicU64,
+    /// Detections of a repeating pattern not notified one by one (only escalation steps are).
+    pub notifications_suppressed: AtomicU64,
+    /// Messages not believed, by reason (`provenance::Rejection::REASONS`, in that order).
+    pub rejected: [AtomicU64; 5],
+}
+
+impl Metrics {
+    /// Counts a message not believed.
+    pub fn reject(&self, reason: &str) {
+        if let Some(i) = crate::provenance::Rejection::REASONS
+            .iter()
+            .position(|r| *r == reason)
+        {
+            self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages not believed, for `reason`.
+    pub fn rejected(&self, reason: &str) -> u64 {
+        crate::provenance::Rejection::REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.rejected[i].load(Ordering::Relaxed))
+    }
 }
 
 impl Metrics {
@@ -98,9 +122,28 @@ impl Metrics {
                 "Notifications given up after their last attempt (kept in the outbox).",
                 g(&self.notification_failures) as f64,
             ),
+            (
+                "trailwarden_notifications_suppressed_total",
+                "counter",
+                "Detections of a repeating pattern not notified one by one (escalations are).",
+                g(&self.notifications_suppressed) as f64,
+            ),
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+        // One labelled series per reason: a fixed, small set.
+        out.push_str(
+            "# HELP trailwarden_rejected_messages_total Messages not believed (not from AWS, account mismatch, account or bucket not in the baseline, record under another account's prefix); never acted on.\n# TYPE trailwarden_rejected_messages_total counter\n",
+        );
+        for (reason, count) in crate::provenance::Rejection::REASONS
+            .iter()
+            .zip(&self.rejected)
+        {
+            out.push_str(&format!(
+                "trailwarden_rejected_messages_total{{reason=\"{reason}\"}} {}\n",
+                count.load(Ordering::Relaxed)
             ));
         }
         out
@@ -120,5 +163,14 @@ mod tests {
             text.contains("# TYPE trailwarden_events_total counter\ntrailwarden_events_total 3\n"),
             "{text}"
         );
+        m.reject("not-from-aws");
+        m.reject("not-from-aws");
+        m.reject("no-such-reason");
+        let text = m.render();
+        assert!(
+            text.contains("trailwarden_rejected_messages_total{reason=\"not-from-aws\"} 2\n"),
+            "{text}"
+        );
+        assert_eq!(m.rejected("not-from-aws"), 2);
     }
 }

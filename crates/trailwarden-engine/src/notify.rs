@@ -4,7 +4,6 @@
 
 use crate::journal::{Detection, Journal, JournalError, PendingNotification};
 use crate::metrics::Metrics;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -27,7 +26,7 @@ impl Sinks {
     }
 
     /// The outbox `sink` values: `sns:<arn>`, `webhook:<url>`.
-    fn names(&self) -> impl Iterator<Item = String> + '_ {
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
         self.sns_topics
             .iter()
             .map(|t| format!("sns:{t}"))
@@ -42,12 +41,48 @@ impl Sinks {
         detection: &Detection,
         now: &str,
     ) -> Result<(), JournalError> {
-        let payload = serde_json::json!({
-            "type": "trailwarden.detection",
-            "version": 1,
-            "detection": detection,
-        })
-        .to_string();
+        self.queue_payload(
+            journal,
+            &serde_json::json!({
+                "type": "trailwarden.detection",
+                "version": 1,
+                "detection": detection,
+            }),
+            now,
+        )
+    }
+
+    /// Queues the notification that a tampering pattern repeats: `count` detections of the
+    /// same rule in the same account within `window_minutes`, the latest being `detection`
+    /// (with its severity raised). One per escalation step, not one per event.
+    pub fn queue_escalation(
+        &self,
+        journal: &Journal,
+        detection: &Detection,
+        count: u64,
+        window_minutes: u64,
+        now: &str,
+    ) -> Result<(), JournalError> {
+        self.queue_payload(
+            journal,
+            &serde_json::json!({
+                "type": "trailwarden.escalation",
+                "version": 1,
+                "repeated": count,
+                "window_minutes": window_minutes,
+                "detection": detection,
+            }),
+            now,
+        )
+    }
+
+    fn queue_payload(
+        &self,
+        journal: &Journal,
+        payload: &serde_json::Value,
+        now: &str,
+    ) -> Result<(), JournalError> {
+        let payload = payload.to_string();
         for sink in self.names() {
             journal.queue_notification(&sink, &payload, now)?;
         }
@@ -72,39 +107,21 @@ pub fn redacted(sink: &str) -> String {
 /// Delivers due notifications until `stop` is set, then what is due without waiting (one
 /// pass); anything left stays in the outbox for the next start.
 pub async fn deliver_loop(
-    journal_path: PathBuf,
+    journal: Arc<Journal>,
     sinks: Sinks,
     factory: ClientFactory,
     metrics: Arc<Metrics>,
     wake: Arc<tokio::sync::Notify>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let journal = match Journal::open(&journal_path) {
-        Ok(j) => j,
-        Err(e) => {
-            warn!(error = %e, "notifications: cannot open the state store; none will be sent");
-            return;
-        }
-    };
     let client = webhook_client();
     loop {
         let stopping = *stop.borrow();
-        let now = clock::now();
-        let due = match journal.due_notifications(now, 50) {
-            Ok(due) => due,
-            Err(e) => {
-                warn!(error = %e, "notifications: reading the outbox failed");
-                Vec::new()
-            }
-        };
-        for n in &due {
-            let result = deliver(n, &factory, client.as_ref()).await;
-            record(&journal, n, result, &sinks, &metrics, now);
-        }
+        let delivered = deliver_due(&journal, &sinks, &factory, &metrics, client.as_ref()).await;
         if stopping {
             return;
         }
-        if due.len() == 50 {
+        if delivered == BATCH {
             continue;
         }
         tokio::select! {
@@ -114,6 +131,43 @@ pub async fn deliver_loop(
         }
     }
 }
+
+/// Notifications tried per pass.
+const BATCH: usize = 50;
+
+/// One pass over what is due now (the Lambda calls it at the end of each invocation); how many
+/// notifications were tried. Only the sinks this run was configured with are delivered to: a
+/// row naming any other sink (a sink removed since, or a row written by someone else) is
+/// given up, never sent.
+pub async fn deliver_due(
+    journal: &Journal,
+    sinks: &Sinks,
+    factory: &ClientFactory,
+    metrics: &Metrics,
+    client: Option<&WebhookClient>,
+) -> usize {
+    let now = clock::now();
+    let due = match journal.due_notifications(now, BATCH) {
+        Ok(due) => due,
+        Err(e) => {
+            warn!(error = %e, "notifications: reading the outbox failed");
+            return 0;
+        }
+    };
+    let configured: Vec<String> = sinks.names().collect();
+    for n in &due {
+        let result = if configured.contains(&n.sink) {
+            deliver(n, factory, client).await
+        } else {
+            Err(NOT_CONFIGURED.to_owned())
+        };
+        record(journal, n, result, sinks, metrics, now);
+    }
+    due.len()
+}
+
+/// Why a row naming a sink this run does not have is given up.
+const NOT_CONFIGURED: &str = "not one of this run's sinks: not sent";
 
 fn record(
     journal: &Journal,
@@ -130,6 +184,14 @@ fn record(
             metrics.notifications.fetch_add(1, Ordering::Relaxed);
             info!(sink, id = n.id, attempts, "notification sent");
             journal.notification_attempted(n.id, None, None)
+        }
+        Err(e) if e == NOT_CONFIGURED => {
+            warn!(
+                sink,
+                id = n.id,
+                "notification names a sink this run was not given; given up, not sent"
+            );
+            journal.notification_attempted(n.id, Some(e), None)
         }
         Err(e) if attempts < sinks.attempts.max(1) => {
             let retry_at = now + (1u64 << (attempts - 1).min(8));
@@ -149,12 +211,14 @@ fn record(
     }
 }
 
-type WebhookClient = hyper_util::client::legacy::Client<
+/// The HTTP client webhooks are posted with.
+pub type WebhookClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     http_body_util::Full<hyper::body::Bytes>,
 >;
 
-fn webhook_client() -> Option<WebhookClient> {
+/// A client with the system's root certificates (none: webhooks cannot be sent).
+pub fn webhook_client() -> Option<WebhookClient> {
     let connector = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
         Ok(b) => b.https_or_http().enable_http1().build(),
         Err(e) => {
@@ -210,8 +274,12 @@ fn subject(payload: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
     let d = &v["detection"];
     let s = |k: &str| d[k].as_str().unwrap_or("?").to_owned();
+    let repeated = v["repeated"]
+        .as_u64()
+        .map(|n| format!("repeated {n}x "))
+        .unwrap_or_default();
     format!(
-        "trailwarden: {} {} in {}/{} ({})",
+        "trailwarden: {repeated}{} {} in {}/{} ({})",
         s("severity"),
         s("rule_id"),
         s("account"),
@@ -246,6 +314,11 @@ mod tests {
         assert_eq!(
             subject(payload),
             "trailwarden: high trail-stop-logging in 111111111111/eu-west-1 (restored)"
+        );
+        let escalation = r#"{"type":"trailwarden.escalation","repeated":10,"detection":{"severity":"critical","rule_id":"trail-stop-logging","account":"111111111111","region":"eu-west-1","outcome":"restored"}}"#;
+        assert_eq!(
+            subject(escalation),
+            "trailwarden: repeated 10x critical trail-stop-logging in 111111111111/eu-west-1 (restored)"
         );
     }
 }

@@ -536,17 +536,34 @@ fn handled_events_are_remembered_across_opens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let journal = Journal::open(&path).unwrap();
-    assert!(!journal.event_handled("e-1").unwrap());
+    assert!(!journal.event_handled("111111111111", "e-1").unwrap());
     journal
-        .mark_event_handled("e-1", "2026-11-28T10:00:00Z", Some(Outcome::Restored))
+        .mark_event_handled(
+            "111111111111",
+            "e-1",
+            "2026-11-28T10:00:00Z",
+            Some(Outcome::Restored),
+        )
         .unwrap();
     journal
-        .mark_event_handled("e-1", "2026-11-28T10:00:01Z", Some(Outcome::Restored))
+        .mark_event_handled(
+            "111111111111",
+            "e-1",
+            "2026-11-28T10:00:01Z",
+            Some(Outcome::Restored),
+        )
         .unwrap();
     drop(journal);
     let journal = Journal::open(&path).unwrap();
-    assert!(journal.event_handled("e-1").unwrap());
-    assert!(!journal.event_handled("e-2").unwrap());
+    assert!(journal.event_handled("111111111111", "e-1").unwrap());
+    assert!(!journal.event_handled("111111111111", "e-2").unwrap());
+    // The same eventID in another account is another event (a forged copy cannot pre-empt it).
+    assert!(!journal.event_handled("222222222222", "e-1").unwrap());
+    assert_eq!(
+        journal.accounts_that_handled("e-1").unwrap(),
+        vec!["111111111111".to_owned()]
+    );
+    assert!(journal.accounts_that_handled("e-%").unwrap().is_empty());
 }
 
 #[test]
@@ -617,6 +634,9 @@ fn a_retried_detection_updates_its_outcome_instead_of_adding_a_row() {
         source_ip: None,
         outcome: outcome.parse().unwrap(),
         title: "CloudTrail logging stopped".into(),
+        technique: Some("A1".into()),
+        resource: None,
+        found_by: trailwarden_engine::FoundBy::Event,
     };
     assert!(
         journal

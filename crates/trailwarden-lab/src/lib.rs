@@ -25,6 +25,7 @@ macro_rules! call {
 pub mod attacks;
 pub mod digest;
 mod estate;
+pub mod guarded;
 pub mod recorder;
 
 use serde::{Deserialize, Serialize};
@@ -404,11 +405,23 @@ impl Lab {
 
     /// Performs a technique of [`attacks::TECHNIQUES`] against a member account.
     pub async fn attack(&self, technique: &str, account: &str) -> Result<String, LabError> {
+        self.attack_as(technique, account, &self.attacker(account).await)
+            .await
+    }
+
+    /// Performs a technique with the given attacker's clients (a chosen role and session
+    /// name, or calls that CloudTrail never records).
+    pub async fn attack_as(
+        &self,
+        technique: &str,
+        account: &str,
+        attacker: &AccountConfig,
+    ) -> Result<String, LabError> {
         let target = self.description.member(account)?;
         for fault in attacks::setup_faults(technique) {
             self.proxy.add_first(fault);
         }
-        let done = attacks::perform(technique, &self.attacker(account).await, target).await?;
+        let done = attacks::perform(technique, attacker, target).await?;
         for fake in done.fakes {
             self.proxy.add_first(fake);
         }
@@ -436,7 +449,26 @@ impl LabDescription {
     /// CloudTrail (the recorder) sees every call, and carry `app/trailwarden-lab` so the
     /// proxy's call counts stay those of the tool under test.
     pub async fn attacker(&self, account: &str) -> AccountConfig {
-        let mut options = operator_options(&self.endpoint);
+        self.attacker_as(account, ATTACKER_ROLE, ATTACKER_SESSION, Recorded::Yes)
+            .await
+    }
+
+    /// An attacker who has read trailwarden's code: assumes `role` in `account` with the
+    /// session name `session` (`trailwarden-…`, or trailwarden's own role). With
+    /// [`Recorded::No`] the calls go straight to moto: CloudTrail records none of them (the
+    /// events are lost, as when every trail is stopped), so only a sweep can see the change.
+    pub async fn attacker_as(
+        &self,
+        account: &str,
+        role: &str,
+        session: &str,
+        recorded: Recorded,
+    ) -> AccountConfig {
+        let endpoint = match recorded {
+            Recorded::Yes => &self.endpoint,
+            Recorded::No => &self.moto_endpoint,
+        };
+        let mut options = operator_options(endpoint);
         options.app_name = Some("trailwarden-lab".into());
         options.static_credentials = Some(Credentials::new(
             "AKIALABATTACKER00001",
@@ -447,10 +479,17 @@ impl LabDescription {
         ));
         ClientFactory::new(&options)
             .await
-            .with_session_name(ATTACKER_SESSION)
-            .assume_role(&format!("arn:aws:iam::{account}:role/{ATTACKER_ROLE}"))
+            .with_session_name(session)
+            .assume_role(&format!("arn:aws:iam::{account}:role/{role}"))
             .await
     }
+}
+
+/// Whether CloudTrail (the lab's recorder) sees an attacker's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Yes,
+    No,
 }
 
 /// Regions that need no opt-in or are opted in, as EC2 reports them.

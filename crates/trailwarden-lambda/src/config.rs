@@ -26,6 +26,14 @@ impl std::fmt::Display for BaselineSource {
 pub struct Config {
     /// `TRAILWARDEN_BASELINE` (required).
     pub baseline: BaselineSource,
+    /// `TRAILWARDEN_BASELINE_SHA256`: refuse to start unless the baseline's bytes hash to it.
+    pub baseline_sha256: Option<String>,
+    /// `TRAILWARDEN_BASELINE_BUCKET_OWNER`: the account that must own an `s3://` baseline's
+    /// bucket (default: the function's own account); S3 refuses the read otherwise.
+    pub baseline_bucket_owner: Option<String>,
+    /// `TRAILWARDEN_NOTIFY_SNS`: publish every detection to this topic (delivered before the
+    /// invocation returns; what cannot be sent waits in the journal for the next one).
+    pub notify_sns: Option<String>,
     /// `TRAILWARDEN_REMEDIATE` (default true: Lambda mode restores automatically).
     pub remediate: bool,
     /// `TRAILWARDEN_ROLE_NAME`: assume this role in each baseline account (a central
@@ -87,6 +95,31 @@ impl Config {
             }
             Some(v) => Some(BaselineSource::File(PathBuf::from(v))),
         };
+
+        let baseline_sha256 = get("TRAILWARDEN_BASELINE_SHA256");
+        if let Some(pin) = &baseline_sha256
+            && let Err(e) = trailwarden_engine::pinned::parse_pin(pin)
+        {
+            errors.push(format!("TRAILWARDEN_BASELINE_SHA256: {e}"));
+        }
+        let baseline_bucket_owner = get("TRAILWARDEN_BASELINE_BUCKET_OWNER");
+        if let Some(owner) = &baseline_bucket_owner
+            && owner
+                .parse::<trailwarden_model::target::AccountId>()
+                .is_err()
+        {
+            errors.push(format!(
+                "TRAILWARDEN_BASELINE_BUCKET_OWNER={owner:?}: an account id (12 digits)"
+            ));
+        }
+        let notify_sns = get("TRAILWARDEN_NOTIFY_SNS");
+        if let Some(topic) = &notify_sns
+            && trailwarden_aws::topics::topic_region(topic).is_none()
+        {
+            errors.push(format!(
+                "TRAILWARDEN_NOTIFY_SNS={topic:?}: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            ));
+        }
 
         let remediate = match get("TRAILWARDEN_REMEDIATE")
             .as_deref()
@@ -151,6 +184,9 @@ impl Config {
         match baseline {
             Some(baseline) if errors.is_empty() => Ok(Self {
                 baseline,
+                baseline_sha256,
+                baseline_bucket_owner,
+                notify_sns,
                 remediate,
                 role_name,
                 regions,
@@ -192,6 +228,8 @@ mod tests {
         assert_eq!(c.state, PathBuf::from("/tmp/trailwarden.db"));
         assert_eq!(c.verify_attempts, 3);
         assert_eq!(c.endpoint_url, None);
+        assert_eq!(c.baseline_sha256, None);
+        assert_eq!(c.notify_sns, None);
     }
 
     #[test]
@@ -209,8 +247,19 @@ mod tests {
             ("TRAILWARDEN_VERIFY_ATTEMPTS", "1"),
             ("TRAILWARDEN_CONCURRENCY", "4"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            (
+                "TRAILWARDEN_BASELINE_SHA256",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            ("TRAILWARDEN_BASELINE_BUCKET_OWNER", "111122223333"),
+            (
+                "TRAILWARDEN_NOTIFY_SNS",
+                "arn:aws:sns:us-east-1:111122223333:trailwarden",
+            ),
         ])
         .unwrap();
+        assert_eq!(c.baseline_bucket_owner.as_deref(), Some("111122223333"));
+        assert!(c.baseline_sha256.is_some() && c.notify_sns.is_some());
         assert_eq!(
             c.baseline,
             BaselineSource::S3 {
@@ -238,6 +287,8 @@ mod tests {
             ("TRAILWARDEN_ROLE_NAME", "arn:aws:iam::1:role/x"),
             ("TRAILWARDEN_REGIONS", "us-east-1,not a region"),
             ("TRAILWARDEN_VERIFY_ATTEMPTS", "0"),
+            ("TRAILWARDEN_BASELINE_SHA256", "not-a-hash"),
+            ("TRAILWARDEN_NOTIFY_SNS", "alerts"),
         ])
         .unwrap_err();
         let text = errors.join("\n");
@@ -247,10 +298,12 @@ mod tests {
             "TRAILWARDEN_ROLE_NAME=",
             "TRAILWARDEN_REGIONS=",
             "TRAILWARDEN_VERIFY_ATTEMPTS=\"0\"",
+            "TRAILWARDEN_BASELINE_SHA256",
+            "TRAILWARDEN_NOTIFY_SNS",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
-        assert_eq!(errors.len(), 5, "{text}");
+        assert_eq!(errors.len(), 7, "{text}");
     }
 
     #[test]

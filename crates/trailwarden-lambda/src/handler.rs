@@ -5,41 +5,38 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{Instrument, info, warn};
-use trailwarden_aws::ClientFactory;
-use trailwarden_engine::guard::{Guard, GuardError, GuardSettings};
-use trailwarden_engine::journal::{Detection, Journal};
-use trailwarden_engine::metrics::Metrics;
-use trailwarden_engine::notify::Sinks;
+use trailwarden_engine::guard::{Guard, GuardError, Handled};
+use trailwarden_engine::journal::Detection;
+use trailwarden_engine::notify::{WebhookClient, deliver_due};
 use trailwarden_model::outcome::Outcome;
-use trailwarden_posture::Baseline;
 use trailwarden_records::envelope::{self, Message};
-use trailwarden_rules::RuleSet;
 
 /// Everything a warm container keeps between invocations.
 #[derive(Debug)]
 pub struct State {
-    pub factory: ClientFactory,
-    pub rules: RuleSet,
-    pub baseline: Baseline,
-    pub journal: Journal,
-    pub metrics: Metrics,
-    pub settings: GuardSettings,
-    /// Lambda mode notifies through its on-failure destination and logs, not an outbox that
-    /// no process would deliver after the invocation: none.
-    pub sinks: Sinks,
+    pub guard: Guard,
+    /// For webhooks; the function notifies through SNS (`TRAILWARDEN_NOTIFY_SNS`).
+    pub webhooks: Option<WebhookClient>,
 }
 
 impl State {
-    fn guard(&self) -> Guard<'_> {
-        Guard {
-            factory: &self.factory,
-            rules: &self.rules,
-            baseline: &self.baseline,
-            journal: &self.journal,
-            metrics: &self.metrics,
-            settings: self.settings.clone(),
-            sinks: &self.sinks,
-            notify_wake: None,
+    /// Sends what is due in the outbox before the invocation returns: the function has no
+    /// process that would send it later. What cannot be sent waits for the next invocation.
+    async fn deliver_notifications(&self) {
+        let g = &self.guard;
+        if g.sinks.is_empty() {
+            return;
+        }
+        let tried = deliver_due(
+            &g.journal,
+            &g.sinks,
+            &g.factory,
+            &g.metrics,
+            self.webhooks.as_ref(),
+        )
+        .await;
+        if tried > 0 {
+            info!(tried, "notifications delivered from the outbox");
         }
     }
 }
@@ -100,7 +97,11 @@ pub async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, D
     };
     // Every log line of the invocation carries its request id (`span.request_id`).
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-    match tokio::time::timeout(budget, work).instrument(span).await {
+    let result = tokio::time::timeout(budget, work)
+        .instrument(span.clone())
+        .await;
+    state.deliver_notifications().instrument(span).await;
+    match result {
         Ok(result) => result,
         Err(_) => Err(failure(
             "DeadlineExceeded",
@@ -117,15 +118,8 @@ async fn api_call(state: &State, payload: &Value, received: Instant) -> Result<V
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let event_id = text(&detail["eventID"]);
     let event_name = text(&detail["eventName"]);
-    let duplicate = match &event_id {
-        Some(id) => state
-            .journal
-            .event_handled(id)
-            .map_err(|e| failure("StateStoreFailed", format!("reading the journal: {e}")))?,
-        None => false,
-    };
-    let findings: Vec<Detection> = state
-        .guard()
+    let handled = state
+        .guard
         .handle_message(payload, received)
         .await
         .map_err(|e| {
@@ -144,12 +138,20 @@ async fn api_call(state: &State, payload: &Value, received: Instant) -> Result<V
                 ),
             )
         })?;
+    // Not believed: answered (Lambda must not retry a forgery), never acted on.
+    let rejected = match &handled {
+        Handled::Rejected(r) => Some(r.to_string()),
+        _ => None,
+    };
+    let duplicate = matches!(handled, Handled::Duplicate);
+    let findings: &[Detection] = handled.detections();
     let count = |outcome: Outcome| findings.iter().filter(|d| d.outcome == outcome).count();
     let (restored, not_restored) = (count(Outcome::Restored), count(Outcome::NotRestored));
     info!(
         event = event_id.as_deref().unwrap_or("-"),
         name = event_name.as_deref().unwrap_or("-"),
         duplicate,
+        rejected = rejected.as_deref().unwrap_or("-"),
         findings = findings.len(),
         restored,
         not_restored,
@@ -164,7 +166,8 @@ async fn api_call(state: &State, payload: &Value, received: Instant) -> Result<V
         "account": text(&detail["recipientAccountId"]).or_else(|| text(&payload["account"])),
         "region": text(&detail["awsRegion"]).or_else(|| text(&payload["region"])),
         "duplicate": duplicate,
-        "remediate": state.settings.remediate,
+        "rejected": rejected,
+        "remediate": state.guard.settings.remediate,
         "findings": findings,
         "restored": restored,
         "not_restored": not_restored,
@@ -172,18 +175,12 @@ async fn api_call(state: &State, payload: &Value, received: Instant) -> Result<V
 }
 
 async fn sweep(state: &State, payload: &Value) -> Result<Value, Diagnostic> {
-    let started = Instant::now();
-    let Some(report) = state.guard().sweep().await else {
-        return Err(failure(
-            "SweepFailed",
-            "the sweep could not run (the preceding \"sweep failed\" log line has the cause)"
-                .into(),
-        ));
-    };
-    let count = |outcome: Outcome| report.count(outcome);
-    let results: Vec<Value> = report
-        .results
+    let summary = state.guard.sweep().await;
+    let reports: Vec<_> = summary.reports().collect();
+    let count = |outcome: Outcome| reports.iter().map(|r| r.count(outcome)).sum::<usize>();
+    let results: Vec<Value> = reports
         .iter()
+        .flat_map(|r| &r.results)
         .map(|o| {
             json!({
                 "rule_id": o.finding.rule_id,
@@ -197,28 +194,40 @@ async fn sweep(state: &State, payload: &Value) -> Result<Value, Diagnostic> {
             })
         })
         .collect();
-    let not_restored = count(Outcome::NotRestored);
-    let summary = json!({
+    let failed: Vec<String> = summary
+        .accounts
+        .iter()
+        .filter_map(|(a, r)| r.as_ref().err().map(|e| format!("{a}: {e}")))
+        .collect();
+    let not_restored = summary.not_restored();
+    let result = json!({
         "type": "sweep",
         "schedule": payload["resources"].get(0),
-        "run": report.run,
-        "applied": report.applied,
-        "findings": report.results.len(),
+        "runs": reports.iter().filter_map(|r| r.run.clone()).collect::<Vec<_>>(),
+        "applied": state.guard.settings.remediate,
+        "findings": results.len(),
         "restored": count(Outcome::Restored),
         "not_restored": not_restored,
         "escalated": count(Outcome::Escalated),
         "planned": count(Outcome::Planned),
-        "gaps": report.gaps.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "gaps": reports.iter().flat_map(|r| &r.gaps).map(ToString::to_string).collect::<Vec<_>>(),
+        "failed_accounts": failed,
         "results": results,
-        "millis": started.elapsed().as_millis() as u64,
+        "millis": summary.millis,
     });
+    if !failed.is_empty() && reports.is_empty() {
+        return Err(failure(
+            "SweepFailed",
+            format!("the sweep could not run: {}", failed.join("; ")),
+        ));
+    }
     if not_restored > 0 {
         return Err(failure(
             "RestoreFailed",
-            format!("sweep: {not_restored} finding(s) not restored: {summary}"),
+            format!("sweep: {not_restored} finding(s) not restored: {result}"),
         ));
     }
-    Ok(summary)
+    Ok(result)
 }
 
 #[cfg(test)]

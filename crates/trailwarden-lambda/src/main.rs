@@ -23,10 +23,11 @@ use anyhow::{Context, Result, bail};
 use config::{BaselineSource, Config};
 use handler::State;
 use std::process::ExitCode;
-use tracing::{error, info, warn};
+use std::sync::Arc;
+use tracing::{error, info};
 use trailwarden_aws::fanout::Selection;
 use trailwarden_aws::{AwsOptions, ClientFactory};
-use trailwarden_engine::guard::GuardSettings;
+use trailwarden_engine::guard::{Guard, GuardSettings};
 use trailwarden_engine::journal::Journal;
 use trailwarden_engine::metrics::Metrics;
 use trailwarden_engine::notify::Sinks;
@@ -115,9 +116,24 @@ async fn cold_start() -> Result<State> {
         ..AwsOptions::default()
     };
     let factory = ClientFactory::new(&options).await;
-    let baseline = load_baseline(&factory, &config.baseline)
+    // A packaged baseline is checked before anything is asked of AWS; one in S3 needs the
+    // function's account first (the bucket's expected owner).
+    let packaged = match &config.baseline {
+        BaselineSource::File(path) => Some(
+            trailwarden_engine::pinned::load_baseline(path, config.baseline_sha256.as_deref())
+                .with_context(|| format!("TRAILWARDEN_BASELINE={}", config.baseline))?,
+        ),
+        BaselineSource::S3 { .. } => None,
+    };
+    let (own_account, principal) = trailwarden_aws::fanout::caller_identity(&factory)
         .await
-        .with_context(|| format!("TRAILWARDEN_BASELINE={}", config.baseline))?;
+        .map_err(|e| anyhow::anyhow!("the function's role: {e}"))?;
+    let baseline = match packaged {
+        Some(baseline) => baseline,
+        None => load_baseline(&factory, &config, &own_account)
+            .await
+            .with_context(|| format!("TRAILWARDEN_BASELINE={}", config.baseline))?,
+    };
     if baseline.accounts.is_empty() {
         bail!(
             "TRAILWARDEN_BASELINE={}: the baseline declares no account",
@@ -146,26 +162,6 @@ async fn cold_start() -> Result<State> {
     }
     let journal = Journal::open(&config.state)
         .with_context(|| format!("TRAILWARDEN_STATE={}", config.state.display()))?;
-
-    let caller = factory.caller();
-    let identity = caller
-        .sts(factory.home_region())
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the function's role cannot call sts:GetCallerIdentity ({})",
-                trailwarden_aws::sdk::sts::error::DisplayErrorContext(e)
-            )
-        })?;
-    let own_account: AccountId = identity
-        .account()
-        .unwrap_or_default()
-        .parse()
-        .context("sts:GetCallerIdentity returned no account id")?;
-    let principal = identity.arn().unwrap_or_default().to_owned();
-
     if config.role_name.is_none() && baseline.account(&own_account).is_none() {
         bail!(
             "TRAILWARDEN_BASELINE={}: the function runs in account {own_account}, which the baseline does not declare (it has {}); \
@@ -179,17 +175,11 @@ async fn cold_start() -> Result<State> {
                 .join(", ")
         );
     }
-    // The execution role's session is the function's name; trailwarden recognises its own
-    // calls (and never treats them as an attack) by the `trailwarden-` session prefix.
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    if config.role_name.is_none() && !trailwarden_engine::guard::is_own_call(&principal) {
-        warn!(function = %function, principal = %principal,
-            "the function's own restore calls will not be recognised as trailwarden's: name the function trailwarden-<something> (its role session name is the function name)");
-    }
     info!(
         account = %own_account,
         principal = %principal,
         baseline = %config.baseline,
+        baseline_pinned = config.baseline_sha256.is_some(),
         baseline_accounts = baseline.accounts.len(),
         remediate = config.remediate,
         role_name = config.role_name.as_deref().unwrap_or("-"),
@@ -199,50 +189,85 @@ async fn cold_start() -> Result<State> {
         },
         rules = rules.len(),
         state = %config.state.display(),
+        notify_sns = config.notify_sns.as_deref().unwrap_or("-"),
         endpoint = config.endpoint_url.as_deref().unwrap_or("-"),
         "ready"
     );
-    Ok(State {
-        settings: GuardSettings {
-            remediate: config.remediate,
+    let mut settings = GuardSettings::new(
+        config.remediate,
+        config.role_name.clone(),
+        Selection {
+            accounts: None,
             role_name: config.role_name.clone(),
-            sweep: Selection {
-                accounts: None,
-                role_name: config.role_name.clone(),
-                regions: config.regions.clone(),
-                concurrency: config.concurrency,
-            },
-            verify_attempts: config.verify_attempts,
-            // The forwarding rules are the security account's concern (`watch --event-bus-arn`).
-            forwarding: None,
+            regions: config.regions.clone(),
+            concurrency: config.concurrency,
         },
-        sinks: Sinks::default(),
-        factory,
-        rules,
-        baseline,
-        journal,
-        metrics: Metrics::default(),
+    );
+    settings.verify_attempts = config.verify_attempts;
+    // The function's own execution role: its calls are proven by the keys Lambda hands it.
+    settings.own_role_names = trailwarden_aws::fanout::role_of_session(&principal)
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    // The forwarding rules are the security account's concern (`watch --event-bus-arn`).
+    settings.forwarding = None;
+    let sinks = Sinks {
+        sns_topics: config.notify_sns.iter().cloned().collect(),
+        webhooks: Vec::new(),
+        attempts: 3,
+    };
+    Ok(State {
+        guard: Guard::new(
+            factory,
+            Arc::new(rules),
+            Arc::new(baseline),
+            Arc::new(journal),
+            Arc::new(Metrics::default()),
+            settings,
+            sinks,
+            None,
+        ),
+        webhooks: trailwarden_engine::notify::webhook_client(),
     })
 }
 
-async fn load_baseline(factory: &ClientFactory, source: &BaselineSource) -> Result<Baseline> {
-    match source {
-        BaselineSource::File(path) => Ok(Baseline::load(path)?),
+/// The baseline, from the package or from S3 (whose bucket must belong to the expected owner:
+/// S3 refuses the read otherwise), checked against its pinned SHA-256 when one is set.
+async fn load_baseline(
+    factory: &ClientFactory,
+    config: &Config,
+    own_account: &AccountId,
+) -> Result<Baseline> {
+    let pin = config.baseline_sha256.as_deref();
+    match &config.baseline {
+        BaselineSource::File(path) => Ok(trailwarden_engine::pinned::load_baseline(path, pin)?),
         BaselineSource::S3 { bucket, key } => {
             let caller = factory.caller();
-            let region =
-                trailwarden_aws::log_objects::bucket_region(&caller, factory.home_region(), bucket)
-                    .await?;
+            let owner = config
+                .baseline_bucket_owner
+                .clone()
+                .unwrap_or_else(|| own_account.to_string());
+            let region = trailwarden_aws::log_objects::bucket_region(
+                &caller,
+                factory.home_region(),
+                bucket,
+                Some(&owner),
+            )
+            .await?;
             let bytes = trailwarden_aws::log_objects::fetch(
                 &caller,
                 &region,
                 bucket,
                 key,
                 MAX_BASELINE_BYTES,
+                Some(&owner),
             )
             .await?;
-            let text = String::from_utf8(bytes).context("the baseline is not UTF-8 text")?;
-            Ok(Baseline::from_toml(&text, &source.to_string())?)
+            Ok(trailwarden_engine::pinned::baseline_from_bytes(
+                &bytes,
+                &config.baseline.to_string(),
+                pin,
+            )?)
         }
     }
 }

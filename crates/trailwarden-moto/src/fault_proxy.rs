@@ -682,6 +682,8 @@ fn rest_operation(service: &str, method: &str, path: &str, query: Option<&str>) 
             _ => None,
         },
         ("s3", "PUT", [_bucket], None) => Some("CreateBucket"),
+        ("s3", "HEAD", [_bucket], None) => Some("HeadBucket"),
+        ("s3", "HEAD", [_bucket, _key, ..], _) => Some("HeadObject"),
         ("s3", "DELETE", [_bucket], Some("lifecycle")) => Some("DeleteBucketLifecycle"),
         ("guardduty", "POST", ["detector"], _) => Some("CreateDetector"),
         ("guardduty", "POST", ["detector", _], _) => Some("UpdateDetector"),
@@ -794,6 +796,7 @@ mod tests {
             "GetDetector"
         );
         assert_eq!(rest_operation("s3", "PUT", "/logs/key", None), "PutObject");
+        assert_eq!(rest_operation("s3", "HEAD", "/logs/", None), "HeadBucket");
         assert_eq!(rest_operation("s3", "GET", "/logs/a/b", None), "GetObject");
         assert_eq!(
             rest_operation("s3", "GET", "/logs", Some("list-type=2&prefix=AWSLogs")),

@@ -41,6 +41,22 @@ pub enum HarnessError {
     Io(#[from] std::io::Error),
 }
 
+/// The moto patches that make its EventBridge envelopes what AWS delivers (`aws_fidelity.py`).
+const AWS_FIDELITY: &str = include_str!("aws_fidelity.py");
+
+/// `moto_server` started through the Python beside it with [`AWS_FIDELITY`] applied; the
+/// plain program when there is no such Python (a moto installed some other way).
+fn launcher(program: &Path) -> Command {
+    let python = program.with_file_name("python3");
+    if python.is_file() {
+        let mut command = Command::new(python);
+        command.args(["-c", AWS_FIDELITY]);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
 /// A `moto_server` child process on `127.0.0.1:<free port>`; killed when dropped.
 #[derive(Debug)]
 pub struct MotoServer {
@@ -68,7 +84,7 @@ impl MotoServer {
             let log_dir = TempDir::new()?;
             let log_path = log_dir.path().join("moto.log");
             let log = std::fs::File::create(&log_path)?;
-            let child = Command::new(&program)
+            let child = launcher(&program)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 // Newer regions answer HTTP 500 in some services without this (DESIGN.md).
                 .env("MOTO_ALLOW_NONEXISTENT_REGION", "true")

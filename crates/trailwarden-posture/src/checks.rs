@@ -49,6 +49,7 @@ checks! {
     TRAIL_UNEXPECTED = "trail-unexpected", Medium, "A15", "Trail not in the baseline";
     REGION_NOT_LOGGED = "trail-region-not-logged", High, "A3", "Region not covered by any logging trail that records management events";
     BUCKET_DELETED = "bucket-deleted", Critical, "B1", "Log bucket deleted";
+    BUCKET_OWNER_CHANGED = "bucket-owner-changed", Critical, "B1", "Log bucket no longer owned by its account (deleted and re-created by another account?)";
     BUCKET_POLICY_BLOCKS = "bucket-policy-blocks-cloudtrail", Critical, "B2", "Log bucket policy no longer lets CloudTrail deliver";
     BUCKET_POLICY_CHANGED = "bucket-policy-changed", High, "B2", "Log bucket policy changed";
     BUCKET_LIFECYCLE_EXPIRES = "bucket-lifecycle-expires-logs", High, "B3", "Lifecycle rule expires log files";
@@ -451,6 +452,23 @@ fn bucket_checks(r: &mut Report, baseline: &AccountSnapshot) {
         }
         if !have.exists {
             continue;
+        }
+        if let Some(owner) = &want.owner
+            && have.owner.as_ref() != Some(owner)
+        {
+            // Everything else read from a squatted bucket is the squatter's: say this first.
+            r.add(
+                BUCKET_OWNER_CHANGED,
+                &region,
+                &arn,
+                Some(format!(
+                    "{} is not owned by account {owner} any more (S3 refuses the owner check); a bucket with its name, and perhaps a copy of its policy, belongs to someone else",
+                    want.name
+                )),
+                Some(json!({ "owner": owner })),
+                Some(json!({ "owner": "another account" })),
+                false,
+            );
         }
         for trail in baseline
             .trails
@@ -1064,6 +1082,24 @@ mod tests {
         // The selector change explains the region: one finding, not two.
         assert_eq!(ids(&findings), ["trail-management-events-excluded"]);
         assert!(findings[0].title.contains("kms.amazonaws.com"));
+    }
+
+    #[test]
+    fn a_bucket_that_changed_hands_is_reported_before_its_copied_policy_is_believed() {
+        let mut baseline = account(vec![]);
+        baseline.buckets.push(bucket());
+        let mut observed = account(vec![]);
+        observed.buckets.push(crate::snapshot::BucketSnapshot {
+            owner: None,
+            ..bucket()
+        });
+        let findings = audit_account(&baseline, &observed, &Settings::default());
+        assert_eq!(ids(&findings), ["bucket-owner-changed"]);
+        assert!(!findings[0].remediable);
+        // Same owner: nothing.
+        let mut same = account(vec![]);
+        same.buckets.push(bucket());
+        assert!(audit_account(&baseline, &same, &Settings::default()).is_empty());
     }
 
     #[test]

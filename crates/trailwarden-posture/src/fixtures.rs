@@ -56,5 +56,6 @@ pub fn bucket() -> BucketSnapshot {
         object_lock: None,
         notifications: vec![],
         replication_rules: vec![],
+        owner: Some("111111111111".into()),
     }
 }

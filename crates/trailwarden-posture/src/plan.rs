@@ -633,6 +633,9 @@ fn not_restorable_reason(rule: &str) -> &'static str {
             "replication needs its IAM role and destination checked before it is restored: restore it by hand"
         }
         "trail-tags-changed" => "tags are informational: restore them by hand if they matter",
+        "bucket-owner-changed" => {
+            "another account owns a bucket of this name now: its contents are not your logs; point the trail at a bucket you own (re-capture the baseline) and investigate who created it"
+        }
         "detection-config-recorder-deleted" | "detection-config-delivery-channel-deleted" => {
             "re-creating a Config recorder needs its IAM role: restore it with your Config setup"
         }

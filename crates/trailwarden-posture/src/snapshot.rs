@@ -160,6 +160,12 @@ pub struct BucketSnapshot {
     pub notifications: Vec<NotificationTarget>,
     #[serde(default)]
     pub replication_rules: Vec<ReplicationRule>,
+    /// The account that owns the bucket, when it is the account it was read from (S3 told by
+    /// `ExpectedBucketOwner`); `None`: another account owns it, or it could not be told. A
+    /// bucket deleted and re-created under the same name by another account (squatted) keeps
+    /// its name and may copy its policy; it does not keep its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

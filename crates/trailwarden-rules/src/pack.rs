@@ -33,7 +33,8 @@ pub struct ForwardedEvents {
 
 impl ForwardedEvents {
     /// The EventBridge event pattern: "AWS API Call via CloudTrail" events with one of the
-    /// names or prefixes.
+    /// names or prefixes, from an AWS service (`source` `aws.*`: no custom event sent with
+    /// PutEvents can match, since only AWS may send those sources).
     pub fn event_pattern(&self) -> serde_json::Value {
         let mut names: Vec<serde_json::Value> =
             self.names.iter().map(|n| serde_json::json!(n)).collect();
@@ -43,6 +44,7 @@ impl ForwardedEvents {
                 .map(|p| serde_json::json!({"prefix": p})),
         );
         serde_json::json!({
+            "source": [{"prefix": "aws."}],
             "detail-type": ["AWS API Call via CloudTrail"],
             "detail": {"eventName": names},
         })

@@ -101,7 +101,12 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         ("s3", "PutBucketNotificationConfiguration") => "PutBucketNotification",
         ("s3", "GetBucketReplication") => "GetReplicationConfiguration",
         ("s3", "GetObjectLockConfiguration") => "GetBucketObjectLockConfiguration",
-        ("s3", "ListObjects" | "ListObjectsV2") => "ListBucket",
+        ("s3", "ListObjects" | "ListObjectsV2" | "HeadBucket") => "ListBucket",
+        ("s3", "HeadObject") => "GetObject",
+        // SQS authorizes a batch call by its single action.
+        ("sqs", "DeleteMessageBatch") => "DeleteMessage",
+        ("sqs", "SendMessageBatch") => "SendMessage",
+        ("sqs", "ChangeMessageVisibilityBatch") => "ChangeMessageVisibility",
         (_, operation) => operation,
     };
     format!("{service}:{renamed}")

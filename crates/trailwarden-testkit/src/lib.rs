@@ -6,6 +6,8 @@
 //! - [`corpus`]: the third-party CloudTrail corpus (`TRAILWARDEN_CORPUS`) and its record sets.
 //! - [`iam_policy`]: the shipped IAM policies of `docs/iam/`, the IAM action of an API
 //!   operation, and the check that every call a test saw is allowed by them.
+//! - [`service`]: a service under test on loopback: HTTP requests, its metrics, a webhook
+//!   receiver, a child killed when the test ends, waiting with a deadline.
 //!
 //! What it must not do: be a dependency of a shipped binary (it is only ever a
 //! `[dev-dependencies]` entry, and `publish = false`), or assert what a particular test
@@ -17,5 +19,6 @@
 pub mod corpus;
 pub mod iam_policy;
 pub mod isolated_command;
+pub mod service;
 
 pub use isolated_command::IsolatedCommand;

@@ -137,6 +137,8 @@ async fn main() {
                 "deploy",
                 "--event-bus-arn",
                 &d.security.event_bus_arn,
+                "--state",
+                state.to_str().unwrap(),
                 "--apply",
             ],
             &operator,

@@ -248,6 +248,11 @@ pub struct DeployArgs {
     /// regions; required by AWS for a bus in another region.
     #[arg(long, value_name = "NAME")]
     pub forwarder_role_name: Option<String>,
+    /// The state store the guard (`watch`, the Lambda) uses: with --apply, the sessions this
+    /// run obtains are remembered there, so the guard recognises deploy's calls as
+    /// trailwarden's own (by their keys) instead of as an impersonation of trailwarden.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub source: RulesSource,
 }
@@ -260,6 +265,11 @@ pub struct WatchArgs {
     /// The known-good state (written by `baseline capture`).
     #[arg(long, value_name = "FILE")]
     pub baseline: std::path::PathBuf,
+    /// Refuse to start unless the baseline file's SHA-256 is this (64 hex digits; compute it
+    /// with `sha256sum` when the baseline is reviewed). An attacker who can write the file
+    /// cannot then make trailwarden treat their state as known-good.
+    #[arg(long, value_name = "HEX", env = "TRAILWARDEN_BASELINE_SHA256")]
+    pub baseline_sha256: Option<String>,
     /// Restore what events and sweeps find (default: report only).
     #[arg(long)]
     pub remediate: bool,
@@ -289,14 +299,35 @@ pub struct WatchArgs {
     /// the topic's region is taken from the ARN.
     #[arg(long, value_name = "ARN")]
     pub notify_sns: Option<String>,
-    /// POST every detection as JSON to this URL (http:// or https://); repeatable.
-    #[arg(long, value_name = "URL")]
-    pub notify_webhook: Vec<String>,
+    /// POST every detection as JSON to the URLs in this file (http:// or https://, one per
+    /// line; `#` starts a comment). A file, not an argument: webhook URLs often carry a
+    /// secret, and a process's arguments are visible to every user of the machine. The file
+    /// must not be readable by group or others.
+    #[arg(long, value_name = "FILE")]
+    pub notify_webhook_file: Option<std::path::PathBuf>,
     /// Attempts per notification before it is given up (logged and counted in /metrics);
     /// retries back off exponentially from 1 s.
     #[arg(long, value_name = "N", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub notify_attempts: u32,
+    /// Restores in flight at once across accounts (each account has at most one: events of
+    /// one account coalesce into its restore, so a flood there never holds the others).
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: u32,
+    /// Messages being handled at once; beyond it, receiving waits.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub max_in_flight: u32,
+    /// Receive loops polling the queue at once (throughput under floods).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub receivers: u32,
+    /// Sweeps in a row an account or region may be unreadable before that is an alert of its
+    /// own (trailwarden may have been locked out).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub unread_alert_after: u32,
     #[command(flatten)]
     pub source: RulesSource,
 }
@@ -362,6 +393,11 @@ pub struct RemediateArgs {
     /// The baseline to restore (written by `baseline capture`).
     #[arg(long, value_name = "FILE")]
     pub baseline: std::path::PathBuf,
+    /// Refuse to start unless the baseline file's SHA-256 is this (64 hex digits; compute it
+    /// with `sha256sum` when the baseline is reviewed). An attacker who can write the file
+    /// cannot then make trailwarden treat their state as known-good.
+    #[arg(long, value_name = "HEX", env = "TRAILWARDEN_BASELINE_SHA256")]
+    pub baseline_sha256: Option<String>,
     /// Execute the plan (default: print it and change nothing).
     #[arg(long)]
     pub apply: bool,
@@ -418,6 +454,11 @@ pub struct AuditArgs {
     /// The baseline to compare with (written by `baseline capture`).
     #[arg(long, value_name = "FILE")]
     pub baseline: std::path::PathBuf,
+    /// Refuse to start unless the baseline file's SHA-256 is this (64 hex digits; compute it
+    /// with `sha256sum` when the baseline is reviewed). An attacker who can write the file
+    /// cannot then make trailwarden treat their state as known-good.
+    #[arg(long, value_name = "HEX", env = "TRAILWARDEN_BASELINE_SHA256")]
+    pub baseline_sha256: Option<String>,
     /// Report a logging trail whose last log delivery is older than this (default: the
     /// baseline's setting, 120m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

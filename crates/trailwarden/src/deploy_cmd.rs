@@ -10,10 +10,13 @@ use crate::{rules_cmd, targets};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
+use std::sync::Arc;
 use trailwarden_aws::ClientFactory;
 use trailwarden_aws::fanout::{self, for_each_region};
 use trailwarden_aws::forwarding::{self, Change, FORWARDING_RULE};
 use trailwarden_engine::forwarding::Forwarding;
+use trailwarden_engine::guard::remember_own_sessions;
+use trailwarden_engine::journal::Journal;
 use trailwarden_model::target::Gap;
 
 #[derive(Debug, Serialize)]
@@ -46,6 +49,17 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &DeployArgs) -> 
             dir.display()
         ))?;
         return Ok(exit::OK);
+    }
+    // The guard knows trailwarden's own calls by the keys of the sessions that made them:
+    // remember this run's before any is obtained.
+    if args.apply {
+        let path = match &args.state {
+            Some(p) => p.clone(),
+            None => Journal::default_path()?,
+        };
+        let journal = Journal::open(&path)
+            .with_context(|| format!("opening the state store {}", path.display()))?;
+        remember_own_sessions(factory, Arc::new(journal));
     }
     let selection = targets::selection(g, None);
     let progress = Progress::with_unit(g.quiet, "deploying forwarding rules", 0, "regions");
@@ -197,7 +211,7 @@ fn write_templates(
             }},
             "DeliverToQueue": {"Type": "AWS::Events::Rule", "Properties": {
                 "Name": "trailwarden-forwarded-events", "State": "ENABLED",
-                "EventPattern": {"detail-type": ["AWS API Call via CloudTrail"]},
+                "EventPattern": {"source": [{"prefix": "aws."}], "detail-type": ["AWS API Call via CloudTrail"]},
                 "Targets": [{"Id": "trailwarden-events", "Arn": {"Fn::GetAtt": ["EventQueue", "Arn"]}}]
             }}
         },

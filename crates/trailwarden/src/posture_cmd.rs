@@ -116,7 +116,8 @@ struct AccountCoverage {
 
 pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) -> Result<u8> {
     let format = output::choose(g.format);
-    let baseline = Baseline::load(&args.baseline)?;
+    let baseline =
+        trailwarden_engine::pinned::load_baseline(&args.baseline, args.baseline_sha256.as_deref())?;
     let mut settings = baseline.settings.clone();
     if let Some(age) = args.max_delivery_age {
         settings.max_delivery_age_minutes = age.as_secs().div_ceil(60);

@@ -7,12 +7,13 @@ use crate::progress::Progress;
 use crate::targets;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use trailwarden_aws::ClientFactory;
+use trailwarden_engine::guard::remember_own_sessions;
 use trailwarden_engine::journal::{Filter, Journal};
 use trailwarden_engine::respond::{Report, restore};
 use trailwarden_model::outcome::Outcome;
 use trailwarden_model::target::AccountId;
-use trailwarden_posture::Baseline;
 
 pub async fn remediate(
     factory: &ClientFactory,
@@ -20,7 +21,8 @@ pub async fn remediate(
     args: &RemediateArgs,
 ) -> Result<u8> {
     let format = output::choose(g.format);
-    let baseline = Baseline::load(&args.baseline)?;
+    let baseline =
+        trailwarden_engine::pinned::load_baseline(&args.baseline, args.baseline_sha256.as_deref())?;
     let ids: Vec<AccountId> = baseline
         .accounts
         .iter()
@@ -33,10 +35,13 @@ pub async fn remediate(
             Some(p) => p.clone(),
             None => Journal::default_path()?,
         };
-        Some(
+        let journal = Arc::new(
             Journal::open(&path)
                 .with_context(|| format!("opening the state store {}", path.display()))?,
-        )
+        );
+        // The guard sharing this store knows this run's calls as trailwarden's own.
+        remember_own_sessions(factory, journal.clone());
+        Some(journal)
     } else {
         None
     };
@@ -45,7 +50,7 @@ pub async fn remediate(
         factory,
         &baseline,
         &selection,
-        journal.as_ref(),
+        journal.as_deref(),
         args.verify_attempts,
         &progress.state_reader(),
     )

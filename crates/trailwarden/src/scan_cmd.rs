@@ -132,19 +132,23 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
     let mut objects = Vec::new();
     for location in &buckets {
         let account = factory.caller();
-        let region =
-            match log_objects::bucket_region(&account, factory.home_region(), &location.bucket)
-                .await
-            {
-                Ok(region) => region,
-                Err(e) => {
-                    inputs.push(Input::Failed {
-                        name: location.url_of(&location.prefix),
-                        error: e.to_string(),
-                    });
-                    continue;
-                }
-            };
+        let region = match log_objects::bucket_region(
+            &account,
+            factory.home_region(),
+            &location.bucket,
+            None,
+        )
+        .await
+        {
+            Ok(region) => region,
+            Err(e) => {
+                inputs.push(Input::Failed {
+                    name: location.url_of(&location.prefix),
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
         match log_objects::list_log_objects(&account, &region, location, &key_filter).await {
             Ok(found) => objects.extend(
                 found
@@ -199,6 +203,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
                         bucket,
                         key,
                         IN_MEMORY_OBJECT_BYTES * 2,
+                        None,
                     )
                     .await
                     {

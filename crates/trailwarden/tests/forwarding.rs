@@ -103,7 +103,14 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
 
     let out = command(&run(
         &global,
-        &["deploy", "--event-bus-arn", &bus, "--apply"],
+        &[
+            "deploy",
+            "--event-bus-arn",
+            &bus,
+            "--state",
+            state.to_str().unwrap(),
+            "--apply",
+        ],
     ))
     .output()
     .unwrap();

@@ -177,7 +177,9 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         "changes pending: {}",
         String::from_utf8_lossy(&dry.stdout)
     );
-    deploy.push("--apply");
+    // The guard's state store: the sessions deploy obtains are remembered there, so its
+    // forwarded calls are trailwarden's own, proven by their keys.
+    deploy.extend(["--state", state.to_str().unwrap(), "--apply"]);
     let out = command(&deploy, &operator).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -274,9 +276,14 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
     let hook = format!("http://127.0.0.1:{hook_port}/hooks/s3cr3t-path");
     let token_file = dir.path().join("api-token");
     std::fs::write(&token_file, "test-token-0123456789abcdef\n").unwrap();
+    // The webhook URL holds a secret: a private file, not an argument.
+    let hook_file = dir.path().join("webhooks");
+    std::fs::write(&hook_file, format!("# alerts\n{hook}\n")).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for file in [&token_file, &hook_file] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
     }
 
     let mut watch: Vec<&str> = global.to_vec();
@@ -287,8 +294,8 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         "watch",
         "--notify-sns",
         &topic,
-        "--notify-webhook",
-        &hook,
+        "--notify-webhook-file",
+        hook_file.to_str().unwrap(),
         "--api-token-file",
         token_file.to_str().unwrap(),
         "--queue-url",
@@ -392,7 +399,8 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         "awsRegion": "us-east-1", "eventTime": "2026-11-28T10:00:00Z", "eventID": "redelivered-1",
         "recipientAccountId": victim, "requestParameters": {"name": "management-events"},
         "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{victim}:assumed-role/x/mallory")}});
-    let envelope = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail", "detail": record});
+    let envelope = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail",
+        "account": victim, "region": "us-east-1", "detail": record});
     for _ in 0..2 {
         sqs.send_message()
             .queue_url(&security.queue_url)
@@ -411,7 +419,7 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         "{}",
         log_text()
     );
-    assert!(journal.event_handled("redelivered-1").unwrap());
+    assert!(journal.event_handled(victim, "redelivered-1").unwrap());
 
     // A message that is not a CloudTrail event is not deleted (the queue dead-letters it).
     sqs.send_message()
