@@ -525,6 +525,33 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
         .await
         .unwrap();
     let credentials = session_env(assumed.credentials().unwrap());
+    // The function alerts through SNS: a topic, and a queue subscribed to read what it says.
+    let sns = member.sns(HOME_REGION);
+    let topic = sns
+        .create_topic()
+        .name("trailwarden-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    let inbox = sqs
+        .create_queue()
+        .queue_name("alerts-inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{HOME_REGION}:{account}:alerts-inbox"))
+        .send()
+        .await
+        .unwrap();
     // From here on, every call the proxy counts is the function's (the lab's attacker is not
     // counted), so they can be checked against the function's IAM policy.
     lab.proxy.reset_calls();
@@ -542,6 +569,7 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
             dir.path().join("state.db").display().to_string(),
         ),
         ("TRAILWARDEN_VERIFY_ATTEMPTS", "1".into()),
+        ("TRAILWARDEN_NOTIFY_SNS", topic.clone()),
     ]);
     let function = Function::start(&api, dir.path(), "function", &vars);
     let limit = Duration::from_secs(30);
@@ -583,6 +611,59 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
     assert!(is_logging(&member).await, "the trail is not logging again");
     let restores = start_logging_calls();
     assert!(restores >= 1);
+    // Notified before the invocation returned: the detection is in the topic's subscriber.
+    let alerts = sqs
+        .receive_message()
+        .queue_url(&inbox)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        alerts.messages().iter().any(|m| {
+            let note: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+            let detection: Value =
+                serde_json::from_str(note["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
+            detection["detection"]["event_name"] == "StopLogging"
+                && detection["detection"]["outcome"] == "restored"
+        }),
+        "{alerts:#?}"
+    );
+
+    // Forged: the same record from a custom source, and under another account. Answered as
+    // rejected (Lambda must not retry a forgery), and nothing is done.
+    let cloudtrail_calls = || {
+        lab.proxy
+            .calls()
+            .iter()
+            .filter(|((service, _), _)| service == "cloudtrail")
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    let before = cloudtrail_calls();
+    let mut custom = stop.clone();
+    custom["source"] = json!("my.app");
+    custom["detail"]["eventID"] = json!("forged-custom-source");
+    let mut elsewhere = stop.clone();
+    elsewhere["account"] = json!("999999999999");
+    elsewhere["detail"]["eventID"] = json!("forged-other-account");
+    for (forged, reason) in [
+        (custom, "not an AWS service"),
+        (elsewhere, "is not the record's recipient account"),
+    ] {
+        let answer = api.invoke(&forged, limit);
+        assert_eq!(answer.kind, "response", "{answer:#?}");
+        assert!(
+            answer.body["rejected"]
+                .as_str()
+                .is_some_and(|r| r.contains(reason)),
+            "{:#}",
+            answer.body
+        );
+        assert_eq!(answer.body["findings"], json!([]));
+    }
+    assert_eq!(cloudtrail_calls(), before, "a forged event led to calls");
 
     // 2. EventBridge delivers at least once: the same event again is recognised, not redone.
     let again = api.invoke(&stop, limit);

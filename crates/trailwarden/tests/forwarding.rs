@@ -101,6 +101,8 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
             .all(|f| f["actual"] == "missing" && f["technique"] == "H")
     );
 
+    // deploy's calls, and nothing else's, are checked against the policies it runs with.
+    lab.proxy.reset_calls();
     let out = command(&run(
         &global,
         &[
@@ -119,6 +121,13 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    trailwarden_testkit::iam_policy::assert_calls_allowed(
+        lab.proxy.calls().keys(),
+        &[
+            "trailwarden-deploy-policy.json",
+            "trailwarden-caller-policy.json",
+        ],
     );
     let (code, doc) = audit(&audit_args);
     assert_eq!(code, 0, "deployed and untouched: clean\n{doc:#}");
