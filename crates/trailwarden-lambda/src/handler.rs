@@ -100,7 +100,18 @@ pub async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, D
     let result = tokio::time::timeout(budget, work)
         .instrument(span.clone())
         .await;
-    state.deliver_notifications().instrument(span).await;
+    // Notifications get what is left of the budget; what they cannot send in time waits in
+    // the journal for the next invocation.
+    let left = budget
+        .saturating_sub(received.elapsed())
+        .max(Duration::from_secs(1));
+    if tokio::time::timeout(left, state.deliver_notifications())
+        .instrument(span)
+        .await
+        .is_err()
+    {
+        warn!("notifications not all sent before the deadline; the rest wait in the journal");
+    }
     match result {
         Ok(result) => result,
         Err(_) => Err(failure(
