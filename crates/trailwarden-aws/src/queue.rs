@@ -27,6 +27,29 @@ pub fn queue_region(url: &str, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned())
 }
 
+/// The queue's visibility timeout in seconds (how long a received message stays hidden).
+pub async fn visibility_timeout(
+    account: &AccountConfig,
+    region: &str,
+    url: &str,
+) -> Result<u32, CallError> {
+    let out = account
+        .sqs(region)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .map_err(|e| {
+            CallError::from_sdk(&e, format!("queue {url}"), region, "sqs:GetQueueAttributes")
+        })?;
+    Ok(out
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30))
+}
+
 /// Receives up to 10 messages, waiting up to `wait_seconds` (long polling).
 pub async fn receive(
     account: &AccountConfig,

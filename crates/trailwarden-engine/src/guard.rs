@@ -152,6 +152,19 @@ pub struct Restored {
     pub forwarding: Option<Arc<ForwardingCheck>>,
 }
 
+impl crate::lanes::Outcome for Restored {
+    fn changed(&self) -> bool {
+        self.report.as_ref().is_some_and(|r| {
+            r.steps
+                .iter()
+                .any(|s| s.outcome.as_deref() == Some("applied"))
+        }) || self
+            .forwarding
+            .as_ref()
+            .is_some_and(|f| f.drifted.len() > f.failed.len())
+    }
+}
+
 /// What a sweep did.
 #[derive(Debug, Default)]
 pub struct SweepSummary {

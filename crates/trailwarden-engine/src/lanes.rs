@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use trailwarden_model::target::AccountId;
 
@@ -74,12 +75,22 @@ struct Pending {
 struct Done<T> {
     covered: u64,
     result: Option<T>,
+    /// When the last restore of this account ended, and how many restores in a row that found
+    /// nothing to change followed one another closely (an account whose events flood in
+    /// while its state is fine).
+    last_end: Option<Instant>,
+    streak: u32,
 }
 
 #[derive(Debug)]
 struct Lane<T> {
     pending: Mutex<Pending>,
     done: tokio::sync::Mutex<Done<T>>,
+}
+
+/// What a restore tells its lane: whether it changed anything.
+pub trait Outcome: Clone {
+    fn changed(&self) -> bool;
 }
 
 /// The lanes of every account, and the bound on restores in flight across accounts.
@@ -89,7 +100,7 @@ pub struct Lanes<T> {
     workers: Semaphore,
 }
 
-impl<T: Clone> Lanes<T> {
+impl<T: Outcome> Lanes<T> {
     /// At most `workers` restores in flight at once, whatever the accounts.
     pub fn new(workers: usize) -> Self {
         Self {
@@ -112,6 +123,8 @@ impl<T: Clone> Lanes<T> {
                     done: tokio::sync::Mutex::new(Done {
                         covered: 0,
                         result: None,
+                        last_end: None,
+                        streak: 0,
                     }),
                 })
             })
@@ -139,6 +152,17 @@ impl<T: Clone> Lanes<T> {
         {
             return Ok(result.clone());
         }
+        // Restores that keep finding nothing to change, one right after another (a flood of
+        // events while the account's state is fine), are spaced out: what arrives meanwhile
+        // joins the next one, and the account's calls do not crowd out the others'. A restore
+        // that changed something resets it: an attacker who really keeps tampering is
+        // restored at once, every time.
+        if let Some(last) = done.last_end
+            && last.elapsed() < STREAK_GAP
+            && let Some(wait) = spacing(done.streak).checked_sub(last.elapsed())
+        {
+            tokio::time::sleep(wait).await;
+        }
         // Everything asked for so far, atomically with the tickets it covers.
         let (covering, work) = {
             let mut p = lane.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -146,8 +170,16 @@ impl<T: Clone> Lanes<T> {
             (p.tickets, work)
         };
         let _worker = self.workers.acquire().await;
-        match run(work.clone()).await {
+        let result = run(work.clone()).await;
+        let close = done.last_end.is_some_and(|l| l.elapsed() < STREAK_GAP);
+        done.last_end = Some(Instant::now());
+        match result {
             Ok(result) => {
+                done.streak = if result.changed() || !close {
+                    0
+                } else {
+                    done.streak + 1
+                };
                 done.covered = covering;
                 done.result = Some(result.clone());
                 Ok(result)
@@ -161,11 +193,40 @@ impl<T: Clone> Lanes<T> {
     }
 }
 
+/// Restores of one account this close together count as a streak.
+const STREAK_GAP: Duration = Duration::from_secs(10);
+
+/// The least time between the end of one restore and the start of the next after `streak`
+/// restores in a row that changed nothing: none for the first two, then 1 s, 2 s, up to 4 s.
+fn spacing(streak: u32) -> Duration {
+    match streak {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs(1 << (n - 2).min(2)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_streak_of_restores_is_spaced_out() {
+        let waits: Vec<u64> = (0..7).map(|n| super::spacing(n).as_secs()).collect();
+        assert_eq!(waits, [0, 0, 1, 2, 4, 4, 4]);
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+
+    impl super::Outcome for usize {
+        fn changed(&self) -> bool {
+            true
+        }
+    }
+
+    impl super::Outcome for u32 {
+        fn changed(&self) -> bool {
+            true
+        }
+    }
 
     fn regions(names: &[&str]) -> Work {
         Work {

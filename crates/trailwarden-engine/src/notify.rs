@@ -292,6 +292,34 @@ fn subject(payload: &str) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_row_naming_a_sink_this_run_was_not_given_is_never_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("state.db")).unwrap();
+        // Written by someone with access to the state store, or left from an old setup.
+        journal
+            .queue_notification("webhook:http://127.0.0.1:9/exfiltrate", "{}", "t")
+            .unwrap();
+        let sinks = Sinks {
+            sns_topics: vec![],
+            webhooks: vec!["http://127.0.0.1:9/ours".into()],
+            attempts: 3,
+        };
+        let factory = ClientFactory::new(&trailwarden_aws::AwsOptions {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            ..trailwarden_aws::AwsOptions::default()
+        })
+        .await;
+        let metrics = Metrics::default();
+        assert_eq!(
+            deliver_due(&journal, &sinks, &factory, &metrics, None).await,
+            1
+        );
+        // Given up at once (no retry, nothing sent), and kept as failed.
+        assert_eq!(journal.notification_counts().unwrap(), (0, 0, 1));
+        assert_eq!(metrics.notifications.load(Ordering::Relaxed), 0);
+    }
+
     #[test]
     fn webhook_secrets_never_reach_the_logs() {
         assert_eq!(

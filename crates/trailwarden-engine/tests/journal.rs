@@ -373,6 +373,24 @@ fn concurrent_writers_wait_instead_of_failing() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn the_state_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path) = temp_db();
+    let journal = Journal::open(&path).unwrap();
+    journal
+        .record(&entry("r", "2025-01-01T00:00:00Z", "111111111111"))
+        .unwrap();
+    for file in [
+        path.clone(),
+        PathBuf::from(format!("{}-wal", path.display())),
+    ] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
+    }
+}
+
 #[test]
 fn concurrent_first_opens_create_the_schema_once() {
     let (_dir, path) = temp_db();

@@ -56,7 +56,16 @@ async fn attacks(lab: &Lab, victim: &str, n: usize) -> Vec<f64> {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let took = started.elapsed().as_secs_f64() * 1000.0;
+        if took > 5_000.0 {
+            eprintln!(
+                "slow restore: {took:.0} ms, attacked at {}",
+                trailwarden_model::clock::rfc3339(
+                    trailwarden_model::clock::now().saturating_sub((took / 1000.0) as u64)
+                )
+            );
+        }
+        times.push(took);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     times.sort_by(f64::total_cmp);
@@ -143,7 +152,10 @@ async fn main() {
         .unwrap_or(0)
         - starts_before;
 
-    println!("\nvictim's attack → restored (ms), n = {n} each, same run, same watch:");
+    let kept = std::path::Path::new("target/bench-flood-watch.log");
+    let _ = std::fs::write(kept, guarded.log());
+    println!("\nwatch's log: {}", kept.display());
+    println!("victim's attack → restored (ms), n = {n} each, same run, same watch:");
     let row = |name: &str, t: &[f64]| {
         println!(
             "  {name:<28} p50 {:>7.0}  p99 {:>7.0}  max {:>7.0}",

@@ -150,6 +150,14 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
     ));
     let caller = factory.caller();
     let region = queue::queue_region(&args.queue_url, factory.home_region());
+    // Messages still in hand at half the queue's visibility timeout are kept hidden longer
+    // (most are done long before: no call then).
+    let visibility = queue::visibility_timeout(&caller, &region, &args.queue_url)
+        .await
+        .unwrap_or_else(|e| {
+            warn!(error = %e, "the queue's visibility timeout could not be read; assuming 30 s");
+            30
+        });
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Message>();
     let deleter = tokio::spawn(delete_loop(
         caller.clone(),
@@ -165,6 +173,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &WatchArgs) -> R
                 caller: caller.clone(),
                 region: region.clone(),
                 url: args.queue_url.clone(),
+                visibility,
                 in_flight: in_flight.clone(),
                 done: done_tx.clone(),
                 health: health.clone(),
@@ -219,10 +228,9 @@ async fn sweep_loop(
 /// How long one receive waits for messages.
 const LONG_POLL_SECONDS: i32 = 10;
 
-/// While a message is handled, it is kept hidden this long, renewed every
-/// [`HEARTBEAT_EVERY_SECONDS`].
+/// While a message is handled, it is kept hidden this long more, renewed at every half of the
+/// queue's visibility timeout.
 const HEARTBEAT_VISIBILITY_SECONDS: i32 = 30;
-const HEARTBEAT_EVERY_SECONDS: u64 = 10;
 
 /// Seconds before a message that failed is tried again: 5, 10, 20, ... up to 5 minutes.
 fn retry_backoff(receive_count: u32) -> i32 {
@@ -237,6 +245,8 @@ struct Receiver {
     caller: AccountConfig,
     region: String,
     url: String,
+    /// The queue's visibility timeout, seconds.
+    visibility: u32,
     in_flight: Arc<Semaphore>,
     done: mpsc::UnboundedSender<Message>,
     health: Arc<Health>,
@@ -280,6 +290,7 @@ async fn receive_loop(mut r: Receiver) {
             r.guard.metrics.messages.fetch_add(1, Ordering::Relaxed);
             let (guard, done) = (r.guard.clone(), r.done.clone());
             let (caller, region, url) = (r.caller.clone(), r.region.clone(), r.url.clone());
+            let beat = Duration::from_millis(u64::from(r.visibility.max(1)) * 500);
             tokio::spawn(async move {
                 let _permit = permit;
                 let received = Instant::now();
@@ -287,7 +298,10 @@ async fn receive_loop(mut r: Receiver) {
                 // queue's visibility timeout): a copy handled beside it would only wait for it,
                 // then retry at once, spending the message's receives.
                 let heartbeat = async {
+                    let mut wait = beat;
                     loop {
+                        tokio::time::sleep(wait).await;
+                        wait = Duration::from_secs(HEARTBEAT_VISIBILITY_SECONDS as u64 / 2);
                         if let Err(e) = queue::change_visibility(
                             &caller,
                             &region,
@@ -299,7 +313,6 @@ async fn receive_loop(mut r: Receiver) {
                         {
                             warn!(message_id = %message.id, error = %e, "could not extend the message's visibility");
                         }
-                        tokio::time::sleep(Duration::from_secs(HEARTBEAT_EVERY_SECONDS)).await;
                     }
                 };
                 let handled = tokio::select! {
