@@ -71,7 +71,7 @@ impl Forwarding {
             ),
             account: account.clone(),
             region: region.to_owned(),
-            technique: Some("H".into()),
+            technique: Some("H1".into()),
             attack: Some("T1562.001".into()),
             sigma_id: None,
             resource: Some(format!(

@@ -631,15 +631,9 @@ impl Guard {
                         &no_progress,
                     )
                     .await?;
-                    let (fixed, failed) = self.count(&report);
+                    self.count(&report);
                     self.record_state_findings(&report, &work.explained)?;
-                    restored.outcome = if failed > 0 {
-                        Outcome::NotRestored
-                    } else if fixed > 0 || report.applied {
-                        Outcome::Restored
-                    } else {
-                        Outcome::NotRemediating
-                    };
+                    restored.outcome = report.outcome();
                     restored.report = Some(Arc::new(report));
                 }
                 if work.forwarding
@@ -752,14 +746,13 @@ impl Guard {
         Ok(d)
     }
 
-    fn count(&self, report: &Report) -> (u64, u64) {
+    fn count(&self, report: &Report) {
         let restored = report.count(Outcome::Restored) as u64;
         let failed = report.count(Outcome::NotRestored) as u64;
         self.metrics.restores.fetch_add(restored, Ordering::Relaxed);
         self.metrics
             .restore_failures
             .fetch_add(failed, Ordering::Relaxed);
-        (restored, failed)
     }
 
     /// The accounts a sweep covers.
@@ -1045,13 +1038,15 @@ fn is_escalation_step(count: u64) -> bool {
 /// The finding that says trailwarden itself is being used or impersonated (from the record
 /// that shows it).
 fn caller_finding(caller: &Caller, record: &Value, account: &AccountId) -> Option<Finding> {
-    let (rule_id, title) = match caller {
+    let (rule_id, technique, title) = match caller {
         Caller::Impersonating { why } => (
             responder_rules::IMPERSONATED,
+            "H5",
             format!("A call impersonates trailwarden: {why}"),
         ),
         Caller::OwnMisused { action } => (
             responder_rules::CREDENTIALS_MISUSED,
+            "H3",
             format!(
                 "trailwarden's own credentials made a call trailwarden never makes ({action}): someone holds them"
             ),
@@ -1060,6 +1055,7 @@ fn caller_finding(caller: &Caller, record: &Value, account: &AccountId) -> Optio
     };
     let mut finding = event_finding_from(record, rule_id, &title, account);
     finding.severity = Severity::Critical;
+    finding.technique = Some(technique.to_owned());
     Some(finding)
 }
 

@@ -25,6 +25,7 @@
     clippy::print_stderr
 )]
 
+pub mod coverage;
 pub mod forwarding;
 pub mod guard;
 pub mod incidents;

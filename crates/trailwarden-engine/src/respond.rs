@@ -43,6 +43,23 @@ impl Report {
     pub fn count(&self, outcome: Outcome) -> usize {
         self.results.iter().filter(|o| o.result == outcome).count()
     }
+
+    /// The restore's one outcome, as it really was: restored only when a step changed state
+    /// and the read afterwards verified it; a restore that found nothing to do is
+    /// `already-good`, one that could only escalate is `escalated`.
+    pub fn outcome(&self) -> Outcome {
+        if self.count(Outcome::NotRestored) > 0 {
+            Outcome::NotRestored
+        } else if self.count(Outcome::Restored) > 0 {
+            Outcome::Restored
+        } else if self.count(Outcome::Planned) > 0 {
+            Outcome::NotRemediating
+        } else if self.count(Outcome::Escalated) > 0 {
+            Outcome::Escalated
+        } else {
+            Outcome::AlreadyGood
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -257,4 +274,51 @@ fn classify(findings: &[Finding], p: &Plan, left: Option<&Vec<Finding>>) -> Vec<
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(results: &[Outcome]) -> Report {
+        let finding: Finding = match serde_json::from_value(serde_json::json!({
+            "rule_id": "trail-logging-stopped", "severity": "critical", "title": "stopped",
+            "account": "111111111111", "region": "us-east-1", "remediable": true
+        })) {
+            Ok(f) => f,
+            Err(e) => panic!("a finding: {e}"),
+        };
+        Report {
+            run: Some("run-1".into()),
+            applied: true,
+            steps: Vec::new(),
+            results: results
+                .iter()
+                .map(|&result| FindingOutcome {
+                    finding: finding.clone(),
+                    result,
+                    detail: String::new(),
+                })
+                .collect(),
+            gaps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_applied_restore_that_changed_nothing_is_not_called_restored() {
+        assert_eq!(report(&[]).outcome(), Outcome::AlreadyGood);
+        assert_eq!(report(&[Outcome::Escalated]).outcome(), Outcome::Escalated);
+        assert_eq!(
+            report(&[Outcome::Escalated, Outcome::Restored]).outcome(),
+            Outcome::Restored
+        );
+        assert_eq!(
+            report(&[Outcome::Restored, Outcome::NotRestored]).outcome(),
+            Outcome::NotRestored
+        );
+        assert_eq!(
+            report(&[Outcome::Planned]).outcome(),
+            Outcome::NotRemediating
+        );
+    }
 }

@@ -14,54 +14,9 @@ pub struct Performed {
     pub fakes: Vec<Fault>,
 }
 
-/// A technique the lab can perform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Technique {
-    pub id: &'static str,
-    /// Tamper-catalog reference.
-    pub catalog: &'static str,
-    pub summary: &'static str,
-}
-
-macro_rules! techniques {
-    ($($id:literal, $cat:literal, $summary:literal;)*) => {
-        /// Every technique, in catalog order.
-        pub const TECHNIQUES: &[Technique] = &[$(Technique { id: $id, catalog: $cat, summary: $summary }),*];
-    };
-}
-
-techniques! {
-    "stop-logging", "A1", "StopLogging on the multi-region trail";
-    "denied-stop-logging", "A1", "StopLogging refused with AccessDenied: a failed attempt (errorCode in the record)";
-    "delete-trail", "A2", "DeleteTrail on the multi-region trail";
-    "single-region", "A3", "UpdateTrail IsMultiRegionTrail=false";
-    "no-global-events", "A4", "UpdateTrail IncludeGlobalServiceEvents=false";
-    "redirect-bucket", "A5", "UpdateTrail to a bucket the attacker controls";
-    "attacker-kms-key", "A6", "UpdateTrail KmsKeyId to a key the attacker created";
-    "validation-off", "A7", "UpdateTrail EnableLogFileValidation=false";
-    "detach-cloudwatch", "A8", "UpdateTrail without CloudWatch Logs delivery";
-    "minimize", "A10", "Pacu's minimize: single-region, no global events, validation off, no KMS, no CloudWatch Logs";
-    "exclude-management-events", "A11", "PutEventSelectors: no management events, read-only S3 data events";
-    "read-only-management", "A11", "PutEventSelectors: management events ReadOnly";
-    "unexpected-trail", "A15", "CreateTrail delivering to an attacker bucket";
-    "delete-bucket", "B1", "DeleteBucket on the log bucket";
-    "bucket-policy-deny", "B2", "PutBucketPolicy denying CloudTrail";
-    "lifecycle-expiration", "B3", "PutBucketLifecycleConfiguration expiring logs after 1 day";
-    "bucket-notification", "B4", "PutBucketNotificationConfiguration to an attacker Lambda";
-    "suspend-versioning", "B6", "PutBucketVersioning Suspended";
-    "disable-key", "C1", "DisableKey on the trail's key";
-    "schedule-key-deletion", "C1", "ScheduleKeyDeletion (7 days) on the trail's key";
-    "key-policy", "C2", "PutKeyPolicy removing CloudTrail's access";
-    "delete-log-group", "D1", "DeleteLogGroup on the trail's log group";
-    "shorten-retention", "D2", "PutRetentionPolicy 1 day on the trail's log group";
-    "delete-metric-filter", "D3", "DeleteMetricFilter on the trail's log group";
-    "disable-guardduty", "E1", "UpdateDetector Enable=false";
-    "guardduty-trusted-ip", "E2", "CreateIPSet Activate=true with the attacker's addresses (faked: moto lacks IP sets)";
-    "guardduty-suppression-filter", "E3", "CreateFilter Action=ARCHIVE for every finding";
-    "delete-guardduty", "E1", "DeleteDetector";
-    "stop-config", "E5", "StopConfigurationRecorder";
-    "delete-flow-logs", "F1", "DeleteFlowLogs on the VPC";
-}
+/// A technique the lab can perform: the list lives beside the catalog, so that
+/// `trailwarden techniques` can report what the lab attacks.
+pub use trailwarden_model::technique::{LAB_ATTACKS as TECHNIQUES, LabAttack as Technique};
 
 /// Answers the lab must give before a technique is performed (a policy that denies it), for
 /// the caller to install in the proxy first.

@@ -208,6 +208,16 @@ impl Guarded {
         serde_json::from_str(&body).expect("JSON incidents")
     }
 
+    /// Every detection of every incident, flattened.
+    pub fn detections(&self) -> Vec<Value> {
+        self.incidents()["incidents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["timeline"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
     /// The notifications the webhook accepted, parsed.
     pub fn notifications(&self) -> Vec<Value> {
         self.webhook

@@ -9,7 +9,7 @@ use trailwarden_aws::snapshot::Snapshots;
 use trailwarden_lab::attacks::TECHNIQUES;
 use trailwarden_lab::{Lab, LabSpec};
 use trailwarden_model::target::RegionSelection;
-use trailwarden_posture::plan::plan;
+use trailwarden_posture::plan::{Remedy, plan, remedy};
 use trailwarden_posture::{Settings, audit_account};
 
 async fn read(lab: &Lab, baseline: Option<&Snapshots>) -> (Vec<Account>, Snapshots) {
@@ -98,6 +98,17 @@ async fn every_restorable_technique_is_undone_and_a_second_plan_is_empty() {
             continue;
         }
         for step in &p.steps {
+            // What `trailwarden techniques` reports as each check's restore is what the plan
+            // calls.
+            for answer in &step.answers {
+                match remedy(answer) {
+                    Remedy::Restores { calls } if calls.contains(&step.action.name()) => {}
+                    other => failures.push(format!(
+                        "{id} ({technique}): {} answers {answer}, whose remedy is {other:?}",
+                        step.action.name()
+                    )),
+                }
+            }
             if let Err(gap) = apply(account, step).await {
                 failures.push(format!(
                     "{id} ({technique}): {} failed: {gap}",

@@ -22,4 +22,5 @@ pub mod finding;
 pub mod log_key;
 pub mod outcome;
 pub mod target;
+pub mod technique;
 pub mod trail;

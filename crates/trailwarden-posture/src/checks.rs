@@ -40,14 +40,14 @@ checks! {
     TRAIL_KMS_CHANGED = "trail-kms-key-changed", High, "A6", "Trail encrypts with another KMS key";
     TRAIL_CLOUDWATCH_CHANGED = "trail-cloudwatch-logs-changed", Medium, "A8", "Trail's CloudWatch Logs delivery changed";
     TRAIL_SNS_CHANGED = "trail-sns-changed", Low, "A9", "Trail's SNS notifications changed";
-    TRAIL_MANAGEMENT_EVENTS_EXCLUDED = "trail-management-events-excluded", High, "A11", "Trail no longer records every management event";
-    TRAIL_SELECTORS_CHANGED = "trail-event-selectors-changed", Medium, "A11", "Trail's event selectors changed";
+    TRAIL_MANAGEMENT_EVENTS_EXCLUDED = "trail-management-events-excluded", High, "A11,A12", "Trail no longer records every management event";
+    TRAIL_SELECTORS_CHANGED = "trail-event-selectors-changed", Medium, "A11,A12", "Trail's event selectors changed";
     TRAIL_INSIGHTS_CHANGED = "trail-insights-changed", Low, "A13", "Trail's Insights selectors changed";
     TRAIL_TAGS_CHANGED = "trail-tags-changed", Info, "A2", "Trail's tags changed";
     TRAIL_DELIVERY_FAILING = "trail-delivery-failing", High, "B2", "Trail cannot deliver its log files";
     TRAIL_DELIVERY_STALE = "trail-delivery-stale", Medium, "B1", "Trail has not delivered log files recently";
     TRAIL_UNEXPECTED = "trail-unexpected", Medium, "A15", "Trail not in the baseline";
-    REGION_NOT_LOGGED = "trail-region-not-logged", High, "A3", "Region not covered by any logging trail that records management events";
+    REGION_NOT_LOGGED = "trail-region-not-logged", High, "A3,I4", "Region not covered by any logging trail that records management events";
     BUCKET_DELETED = "bucket-deleted", Critical, "B1", "Log bucket deleted";
     BUCKET_OWNER_CHANGED = "bucket-owner-changed", Critical, "B1", "Log bucket no longer owned by its account (deleted and re-created by another account?)";
     BUCKET_POLICY_BLOCKS = "bucket-policy-blocks-cloudtrail", Critical, "B2", "Log bucket policy no longer lets CloudTrail deliver";

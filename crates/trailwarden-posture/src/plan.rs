@@ -595,7 +595,9 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
         if !answered.contains(&key) && !escalated {
             p.escalations.push(Escalation {
                 finding: f.clone(),
-                reason: not_restorable_reason(&f.rule_id).to_owned(),
+                reason: escalation_reason(&f.rule_id)
+                    .unwrap_or("no automatic restore for this finding")
+                    .to_owned(),
             });
         }
     }
@@ -611,8 +613,9 @@ fn intern(id: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
-fn not_restorable_reason(rule: &str) -> &'static str {
-    match rule {
+/// Why a check's findings are escalated rather than restored; `None` where a restore exists.
+fn escalation_reason(rule: &str) -> Option<&'static str> {
+    Some(match rule {
         "trail-unexpected" => {
             "a trail not in the baseline is reported, not deleted: it may be legitimate (Control Tower, a new team); delete it by hand if it is the attacker's"
         }
@@ -639,7 +642,65 @@ fn not_restorable_reason(rule: &str) -> &'static str {
         "detection-config-recorder-deleted" | "detection-config-delivery-channel-deleted" => {
             "re-creating a Config recorder needs its IAM role: restore it with your Config setup"
         }
-        _ => "no automatic restore for this finding",
+        _ => return None,
+    })
+}
+
+/// How the findings of a state check are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Remedy {
+    /// Restored by these calls (the first is the main one), then verified by reading back.
+    Restores { calls: &'static [&'static str] },
+    /// Reported to a human, with what they must do.
+    Escalates { reason: &'static str },
+}
+
+/// How `check`'s findings are answered (`check` is a [`crate::checks::Check`] id).
+pub fn remedy(check: &str) -> Remedy {
+    if let Some(reason) = escalation_reason(check) {
+        return Remedy::Escalates { reason };
+    }
+    let calls: &'static [&'static str] = match check {
+        "trail-deleted" => &["cloudtrail:CreateTrail"],
+        "trail-logging-stopped" => &["cloudtrail:StartLogging"],
+        "trail-single-region"
+        | "trail-global-events-off"
+        | "trail-validation-off"
+        | "trail-redirected"
+        | "trail-kms-key-changed"
+        | "trail-cloudwatch-logs-changed"
+        | "trail-sns-changed" => &["cloudtrail:UpdateTrail"],
+        "trail-management-events-excluded" | "trail-event-selectors-changed" => {
+            &["cloudtrail:PutEventSelectors"]
+        }
+        "trail-insights-changed" => &["cloudtrail:PutInsightSelectors"],
+        "bucket-deleted" => &["s3:CreateBucket"],
+        "bucket-policy-blocks-cloudtrail" | "bucket-policy-changed" => &["s3:PutBucketPolicy"],
+        "bucket-lifecycle-expires-logs" => &["s3:PutLifecycleConfiguration"],
+        "bucket-versioning-suspended" => &["s3:PutBucketVersioning"],
+        "bucket-public-access-block-weakened" => &["s3:PutBucketPublicAccessBlock"],
+        "bucket-notification-added" => &["s3:PutBucketNotification"],
+        "kms-key-disabled" => &["kms:EnableKey"],
+        "kms-key-pending-deletion" => &["kms:CancelKeyDeletion", "kms:EnableKey"],
+        "kms-key-policy-changed" => &["kms:PutKeyPolicy"],
+        "cloudwatch-log-group-deleted" => &["logs:CreateLogGroup"],
+        "cloudwatch-log-group-retention-shortened" => &["logs:PutRetentionPolicy"],
+        "cloudwatch-log-group-filters-changed" => &["logs:PutMetricFilter"],
+        "detection-guardduty-detector-deleted" => &["guardduty:CreateDetector"],
+        "detection-guardduty-detector-disabled" => &["guardduty:UpdateDetector"],
+        "detection-guardduty-trusted-ip-set-added" => &["guardduty:UpdateIPSet"],
+        "detection-guardduty-suppression-filter-added" => &["guardduty:DeleteFilter"],
+        "detection-config-recorder-stopped" => &["config:StartConfigurationRecorder"],
+        "sources-vpc-flow-logs-deleted" => &["ec2:CreateFlowLogs"],
+        _ => &[],
+    };
+    if calls.is_empty() {
+        Remedy::Escalates {
+            reason: "no automatic restore for this finding",
+        }
+    } else {
+        Remedy::Restores { calls }
     }
 }
 
@@ -678,6 +739,26 @@ mod tests {
     use crate::checks::audit_account;
     use crate::fixtures::{account, bucket, trail};
     use crate::snapshot::BucketSnapshot;
+
+    #[test]
+    fn every_check_is_restored_by_calls_the_remediation_policy_allows_or_escalated_with_a_reason() {
+        for check in crate::checks::ALL {
+            match remedy(check.id) {
+                Remedy::Restores { calls } => {
+                    for call in calls {
+                        assert!(ALL_IAM_ACTIONS.contains(call), "{}: {call}", check.id);
+                    }
+                }
+                Remedy::Escalates { reason } => {
+                    assert_ne!(
+                        reason, "no automatic restore for this finding",
+                        "{}: neither restored nor escalated with a reason",
+                        check.id
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn an_organization_trail_is_escalated_to_its_owner_not_touched() {

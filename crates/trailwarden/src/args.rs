@@ -193,6 +193,19 @@ pub enum Command {
     #[command(subcommand)]
     Rules(RulesCommand),
 
+    /// What trailwarden covers of the tamper catalog, technique by technique: the event rules
+    /// that see it, the state checks that see it without CloudTrail, how their findings are
+    /// answered (the restore call, or an escalation and why), the lab attacks that test it.
+    ///
+    /// Computed from what this binary ships (the rule pack or --rules, the audit's checks,
+    /// the restore plans), never from a hand-kept table. Status: end-to-end (rule, check,
+    /// restore or escalation, lab attack), no lab attack, rule only (stop the event path and
+    /// nothing sees it), state only, stateless (the technique changes no configuration: the
+    /// reason is given), uncovered. `--markdown` prints the table of rules/README.md.
+    ///
+    /// Exit status: 0; 1 when a rule names a catalog technique that does not exist.
+    Techniques(TechniquesArgs),
+
     /// Service mode, in the security account: consume the central queue of forwarded
     /// CloudTrail events, run the rule pack on each, restore the affected account at once
     /// (--remediate), and sweep every baseline account against the baseline on start and
@@ -380,6 +393,15 @@ pub enum RulesCommand {
     /// Check the rules are complete: ids, levels, ATT&CK tags, descriptions, and for the
     /// built-in pack a catalog reference and tests both ways. Exit 1 on errors.
     Lint(RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TechniquesArgs {
+    #[command(flatten)]
+    pub source: RulesSource,
+    /// Print the coverage as the Markdown table of rules/README.md.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 #[derive(Debug, Args)]

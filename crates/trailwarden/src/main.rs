@@ -53,6 +53,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Rules(RulesCommand::List(args)) => rules_cmd::list(&args, g.format),
         Command::Rules(RulesCommand::Test(args)) => rules_cmd::test(&args),
         Command::Rules(RulesCommand::Lint(args)) => rules_cmd::lint(&args),
+        Command::Techniques(args) => rules_cmd::techniques(&args, g.format),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,12 @@
-//! `trailwarden rules list|test|lint`, and loading the rule set every detecting command uses.
+//! `trailwarden rules list|test|lint`, `trailwarden techniques`, and loading the rule set every
+//! detecting command uses.
 
-use crate::args::{Format, RulesArgs, RulesSource};
+use crate::args::{Format, RulesArgs, RulesSource, TechniquesArgs};
 use crate::exit;
 use crate::output::{self, print, table};
 use serde_json::json;
+use trailwarden_engine::coverage;
+use trailwarden_posture::plan::Remedy;
 use trailwarden_rules::RuleSet;
 
 /// The rules to use: the built-in pack, or the `--rules` directories (plus the pack with
@@ -126,6 +129,71 @@ pub fn lint(args: &RulesArgs) -> anyhow::Result<u8> {
     ));
     print(&text)?;
     Ok(if errors == 0 {
+        exit::OK
+    } else {
+        exit::FINDINGS
+    })
+}
+
+pub fn techniques(args: &TechniquesArgs, format: Option<Format>) -> anyhow::Result<u8> {
+    let set = load(&args.source)?;
+    let unknown = coverage::unknown_references(&set);
+    for (rule, reference) in &unknown {
+        eprintln!("error: rule {rule} names catalog technique {reference}, which does not exist");
+    }
+    let items = coverage::coverage(&set);
+    let text = if args.markdown {
+        coverage::markdown(&items)
+    } else {
+        match output::choose(format) {
+            Format::Table => {
+                let mut t = table(&[
+                    "catalog",
+                    "technique",
+                    "event rules",
+                    "state checks → answered by",
+                    "lab attacks",
+                    "status",
+                ]);
+                for c in &items {
+                    let checks: Vec<String> = c
+                        .checks
+                        .iter()
+                        .map(|s| match s.remedy {
+                            Remedy::Restores { calls } => {
+                                format!("{} → {}", s.id, calls.join(", "))
+                            }
+                            Remedy::Escalates { .. } => format!("{} → escalation", s.id),
+                        })
+                        .collect();
+                    let mut status = c.status.as_str().to_owned();
+                    if let Some(why) = c.stateless {
+                        status = format!("{status}: {why}");
+                    }
+                    t.add_row(vec![
+                        c.id.to_owned(),
+                        c.title.to_owned(),
+                        c.rules.join("\n"),
+                        checks.join("\n"),
+                        c.lab_attacks.join("\n"),
+                        status,
+                    ]);
+                }
+                let counts: Vec<String> = coverage::summary(&items)
+                    .iter()
+                    .map(|(s, n)| format!("{n} {}", s.as_str()))
+                    .collect();
+                format!("{t}\n{} techniques: {}\n", items.len(), counts.join(", "))
+            }
+            Format::Json => serde_json::to_string_pretty(&items)? + "\n",
+            _ => items
+                .iter()
+                .map(|i| serde_json::to_string(i).map(|s| s + "\n"))
+                .collect::<Result<String, _>>()?,
+        }
+    };
+    print(&text)?;
+    Ok(if unknown.is_empty() {
         exit::OK
     } else {
         exit::FINDINGS

@@ -43,6 +43,7 @@ async fn help_lists_the_commands_that_exist_and_teaches_the_global_options() {
         "journal",
         "scan",
         "rules",
+        "techniques",
     ] {
         assert!(help.contains(command), "{command} missing:\n{help}");
     }
@@ -68,6 +69,38 @@ async fn help_lists_the_commands_that_exist_and_teaches_the_global_options() {
     assert_eq!(
         stdout(&out).trim(),
         format!("trailwarden {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn techniques_reports_the_coverage_and_refuses_a_rule_naming_no_technique() {
+    let out = trailwarden(&["techniques", "--format", "json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let items: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let a1 = items.iter().find(|t| t["id"] == "A1").expect("A1");
+    assert_eq!(a1["status"], "end-to-end", "{a1:#}");
+    assert!(
+        a1["checks"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["id"] == "trail-logging-stopped"
+                && c["remedy"]["calls"][0] == "cloudtrail:StartLogging")),
+        "{a1:#}"
+    );
+    // A user rule whose catalog reference is a typo would leave a technique uncovered unseen.
+    let dir = tempfile::tempdir().unwrap();
+    let rule = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../rules/trail/trail-delete.yml"
+    ))
+    .unwrap()
+    .replace("catalog: 'A2'", "catalog: 'A99'");
+    std::fs::write(dir.path().join("trail-delete.yml"), rule).unwrap();
+    let out = trailwarden(&["techniques", "--rules", dir.path().to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rule trail-delete names catalog technique A99"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -98,7 +98,7 @@ async fn a_tampered_forwarding_rule_is_reported_and_the_sweep_puts_it_back() {
     assert!(
         missing
             .iter()
-            .all(|f| f["actual"] == "missing" && f["technique"] == "H")
+            .all(|f| f["actual"] == "missing" && f["technique"] == "H1")
     );
 
     // deploy's calls, and nothing else's, are checked against the policies it runs with.

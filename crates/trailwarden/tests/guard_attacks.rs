@@ -54,16 +54,6 @@ async fn restored(lab: &Lab, guarded: &Guarded, account: &str, since: Instant) -
     );
 }
 
-/// Every incident's detections, flattened.
-fn detections(incidents: &Value) -> Vec<Value> {
-    incidents["incidents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|i| i["timeline"].as_array().cloned().unwrap_or_default())
-        .collect()
-}
-
 fn lab_spec(accounts: usize) -> LabSpec {
     LabSpec {
         accounts,
@@ -105,7 +95,7 @@ async fn spoofed_sessions_forged_envelopes_and_unrecorded_tampering_are_all_caug
         "the spoofed stop's detections",
         Duration::from_secs(20),
         || {
-            let found = detections(&guarded.incidents());
+            let found = guarded.detections();
             ["trail-stop-logging", "responder-impersonated"]
                 .iter()
                 .all(|rule| {
@@ -116,7 +106,7 @@ async fn spoofed_sessions_forged_envelopes_and_unrecorded_tampering_are_all_caug
         },
     );
     let incidents = guarded.incidents();
-    let found = detections(&incidents);
+    let found = guarded.detections();
     let actor = format!("arn:aws:sts::{spoofed}:assumed-role/{ATTACKER_ROLE}/{session}");
     let of_spoofed = |rule: &str| {
         found
@@ -217,7 +207,8 @@ async fn spoofed_sessions_forged_envelopes_and_unrecorded_tampering_are_all_caug
             })
         },
     );
-    let swept = detections(&guarded.incidents())
+    let swept = guarded
+        .detections()
         .into_iter()
         .find(|d| d["account"] == quiet.as_str() && d["rule_id"] == "trail-logging-stopped")
         .expect("the sweep's detection is in an incident");
@@ -228,7 +219,8 @@ async fn spoofed_sessions_forged_envelopes_and_unrecorded_tampering_are_all_caug
     // The untouched account: nothing detected there, and its trail logs.
     assert!(logging(&lab, untouched).await);
     assert!(
-        detections(&guarded.incidents())
+        guarded
+            .detections()
             .iter()
             .all(|d| d["account"] != untouched.as_str()),
         "detections in the untouched account"
@@ -246,7 +238,8 @@ async fn spoofed_sessions_forged_envelopes_and_unrecorded_tampering_are_all_caug
                 && n["detection"]["account"] == untouched.as_str()
         })
     });
-    let alert = detections(&guarded.incidents())
+    let alert = guarded
+        .detections()
         .into_iter()
         .find(|d| d["rule_id"] == "responder-account-unreadable")
         .expect("the lock-out is in an incident");
