@@ -65,6 +65,11 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
         Action::EnableVersioning { bucket, region } => {
             enable_versioning(account, bucket, region).await?
         }
+        Action::RestoreEncryption {
+            bucket,
+            region,
+            encryption,
+        } => put_encryption(account, bucket, region, encryption).await?,
         Action::RestorePublicAccessBlock {
             bucket,
             region,
@@ -263,6 +268,41 @@ async fn enable_versioning(account: &Account, bucket: &str, region: &str) -> Res
     Ok(())
 }
 
+async fn put_encryption(
+    account: &Account,
+    bucket: &str,
+    region: &str,
+    e: &trailwarden_posture::snapshot::BucketEncryption,
+) -> Result<()> {
+    let by_default = s3t::ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(s3t::ServerSideEncryption::from(e.algorithm.as_str()))
+        .set_kms_master_key_id(e.kms_key.clone())
+        .build()
+        .map_err(|e| build_gap(account, region, "s3:PutEncryptionConfiguration", e))?;
+    let configuration = s3t::ServerSideEncryptionConfiguration::builder()
+        .rules(
+            s3t::ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(by_default)
+                .bucket_key_enabled(e.bucket_key)
+                .build(),
+        )
+        .build()
+        .map_err(|e| build_gap(account, region, "s3:PutEncryptionConfiguration", e))?;
+    call!(
+        account,
+        region,
+        "s3:PutEncryptionConfiguration",
+        account
+            .clients
+            .s3(region)
+            .put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(configuration)
+            .send()
+    );
+    Ok(())
+}
+
 async fn put_public_access_block(
     account: &Account,
     bucket: &str,
@@ -319,6 +359,9 @@ async fn create_bucket(account: &Account, b: &BucketSnapshot) -> Result<()> {
     }
     if b.versioning == "Enabled" {
         enable_versioning(account, &b.name, &region).await?;
+    }
+    if let Some(encryption) = &b.encryption {
+        put_encryption(account, &b.name, &region, encryption).await?;
     }
     if let Some(block) = &b.public_access_block {
         put_public_access_block(account, &b.name, &region, block).await?;

@@ -16,10 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_model::trail::{TrailView, fold_shadows};
 use trailwarden_posture::snapshot::{
-    AccountSnapshot, AdvancedSelector, BasicSelector, BucketSnapshot, ConfigRecorder, DataResource,
-    Delivery, Detector, DetectorFilter, EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot,
-    LifecycleRule, LogFilter, LogGroupSnapshot, NotificationTarget, ObjectLock, PublicAccessBlock,
-    RegionServices, ReplicationRule, TrailSnapshot,
+    AccountSnapshot, AdvancedSelector, BasicSelector, BucketEncryption, BucketSnapshot,
+    ConfigRecorder, DataResource, Delivery, Detector, DetectorFilter, EventSelectors,
+    FieldSelector, FlowLog, IpSet, KeySnapshot, LifecycleRule, LogFilter, LogGroupSnapshot,
+    NotificationTarget, ObjectLock, PublicAccessBlock, RegionServices, ReplicationRule,
+    TrailSnapshot,
 };
 
 /// Progress of [`snapshot_accounts`], one call per finished unit of work.
@@ -635,6 +636,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
                 notifications: Vec::new(),
                 replication_rules: Vec::new(),
                 owner: None,
+                encryption: None,
             });
         }
         Err(e) => return Err(bucket_gap(&e, account, home, name, "s3:GetBucketLocation")),
@@ -697,6 +699,29 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
                 r,
                 name,
                 "s3:GetLifecycleConfiguration",
+            ));
+        }
+    };
+    let encryption = match s3.get_bucket_encryption().bucket(name).send().await {
+        Ok(out) => out
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|rule| {
+                rule.apply_server_side_encryption_by_default()
+                    .map(|d| BucketEncryption {
+                        algorithm: d.sse_algorithm().as_str().to_owned(),
+                        kms_key: d.kms_master_key_id().map(str::to_owned),
+                        bucket_key: rule.bucket_key_enabled().unwrap_or(false),
+                    })
+            }),
+        Err(e) if has_code(&e, &["ServerSideEncryptionConfigurationNotFoundError"]) => None,
+        Err(e) => {
+            return Err(bucket_gap(
+                &e,
+                account,
+                r,
+                name,
+                "s3:GetEncryptionConfiguration",
             ));
         }
     };
@@ -830,6 +855,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
         notifications,
         replication_rules,
         owner,
+        encryption,
     })
 }
 

@@ -341,6 +341,44 @@ pub async fn perform(
                     .send()
             );
         }
+        "bucket-encryption-attacker-key" => {
+            let k = call!(
+                a,
+                "CreateKey",
+                attacker
+                    .kms(HOME_REGION)
+                    .create_key()
+                    .description("not yours")
+                    .send()
+            );
+            let arn = k
+                .key_metadata()
+                .and_then(|m| m.arn())
+                .unwrap_or_default()
+                .to_owned();
+            let by_default = s3::types::ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(s3::types::ServerSideEncryption::AwsKms)
+                .kms_master_key_id(arn)
+                .build()
+                .map_err(|e| crate::step_failed(a, "PutBucketEncryption", e))?;
+            let configuration = s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(by_default)
+                        .bucket_key_enabled(true)
+                        .build(),
+                )
+                .build()
+                .map_err(|e| crate::step_failed(a, "PutBucketEncryption", e))?;
+            call!(
+                a,
+                "PutBucketEncryption",
+                s3c.put_bucket_encryption()
+                    .bucket(&bucket)
+                    .server_side_encryption_configuration(configuration)
+                    .send()
+            );
+        }
         "disable-key" => {
             call!(
                 a,

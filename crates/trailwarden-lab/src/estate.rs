@@ -130,6 +130,33 @@ pub(crate) async fn seed_account(
             )
             .send()
     );
+    // S3-managed default encryption, as AWS gives every bucket since 2023 (moto does not).
+    call!(
+        account,
+        "s3:PutEncryptionConfiguration",
+        s3c.put_bucket_encryption()
+            .bucket(&bucket)
+            .server_side_encryption_configuration(
+                s3::types::ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        s3::types::ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                s3::types::ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(s3::types::ServerSideEncryption::Aes256)
+                                    .build()
+                                    .map_err(|e| crate::step_failed(
+                                        account,
+                                        "PutBucketEncryption",
+                                        e
+                                    ))?
+                            )
+                            .build()
+                    )
+                    .build()
+                    .map_err(|e| crate::step_failed(account, "PutBucketEncryption", e))?
+            )
+            .send()
+    );
     call!(
         account,
         "s3:PutPublicAccessBlock",

@@ -72,6 +72,7 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "lifecycle-expiration" => &["bucket-lifecycle-expires-logs"],
         "bucket-notification" => &["bucket-notification-added"],
         "suspend-versioning" => &["bucket-versioning-suspended"],
+        "bucket-encryption-attacker-key" => &["bucket-encryption-changed"],
         "disable-key" => &["kms-key-disabled"],
         "schedule-key-deletion" => &["kms-key-pending-deletion"],
         "key-policy" => &["kms-key-policy-changed"],

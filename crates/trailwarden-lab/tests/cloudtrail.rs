@@ -319,6 +319,7 @@ fn signature(technique: &str) -> &'static str {
         "lifecycle-expiration" => "PutBucketLifecycle",
         "bucket-notification" => "PutBucketNotification",
         "suspend-versioning" => "PutBucketVersioning",
+        "bucket-encryption-attacker-key" => "PutBucketEncryption",
         "disable-key" => "DisableKey",
         "schedule-key-deletion" => "ScheduleKeyDeletion",
         "key-policy" => "PutKeyPolicy",

@@ -54,6 +54,7 @@ checks! {
     BUCKET_POLICY_CHANGED = "bucket-policy-changed", High, "B2", "Log bucket policy changed";
     BUCKET_LIFECYCLE_EXPIRES = "bucket-lifecycle-expires-logs", High, "B3", "Lifecycle rule expires log files";
     BUCKET_VERSIONING_SUSPENDED = "bucket-versioning-suspended", Medium, "B6", "Log bucket versioning suspended";
+    BUCKET_ENCRYPTION_CHANGED = "bucket-encryption-changed", High, "B7", "Log bucket default encryption removed or switched to another key";
     BUCKET_MFA_DELETE_OFF = "bucket-mfa-delete-off", Medium, "B6", "Log bucket MFA delete turned off";
     BUCKET_PUBLIC_ACCESS_WEAKENED = "bucket-public-access-block-weakened", High, "B6", "Log bucket public access block weakened";
     BUCKET_OBJECT_LOCK_WEAKENED = "bucket-object-lock-weakened", High, "B5", "Log bucket Object Lock default retention weakened";
@@ -514,6 +515,21 @@ fn bucket_checks(r: &mut Report, baseline: &AccountSnapshot) {
             );
         }
         lifecycle_checks(r, baseline, want, have, &region, &arn);
+        // A baseline that knows the default encryption holds it: another key (the attacker's,
+        // withdrawn later) makes new log files unreadable.
+        if let Some(expected) = &want.encryption
+            && have.encryption.as_ref() != Some(expected)
+        {
+            r.add(
+                BUCKET_ENCRYPTION_CHANGED,
+                &region,
+                &arn,
+                Some(want.name.clone()),
+                Some(json!(expected)),
+                Some(json!(have.encryption)),
+                true,
+            );
+        }
         if want.versioning == "Enabled" && have.versioning != "Enabled" {
             r.add(
                 BUCKET_VERSIONING_SUSPENDED,

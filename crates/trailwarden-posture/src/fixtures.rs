@@ -42,7 +42,8 @@ pub fn account(trails: Vec<TrailSnapshot>) -> AccountSnapshot {
     a
 }
 
-/// The trails' bucket `logs`, with versioning on and nothing else set.
+/// The trails' bucket `logs`, with versioning on, S3-managed default encryption (as every
+/// bucket has had since 2023) and nothing else set.
 pub fn bucket() -> BucketSnapshot {
     BucketSnapshot {
         name: "logs".into(),
@@ -57,5 +58,10 @@ pub fn bucket() -> BucketSnapshot {
         notifications: vec![],
         replication_rules: vec![],
         owner: Some("111111111111".into()),
+        encryption: Some(crate::snapshot::BucketEncryption {
+            algorithm: "AES256".into(),
+            kms_key: None,
+            bucket_key: false,
+        }),
     }
 }

@@ -36,6 +36,11 @@ pub enum Action {
         bucket: String,
         region: String,
     },
+    RestoreEncryption {
+        bucket: String,
+        region: String,
+        encryption: crate::snapshot::BucketEncryption,
+    },
     RestorePublicAccessBlock {
         bucket: String,
         region: String,
@@ -123,10 +128,12 @@ impl Action {
                 "s3:PutBucketVersioning",
                 "s3:PutBucketPublicAccessBlock",
                 "s3:PutLifecycleConfiguration",
+                "s3:PutEncryptionConfiguration",
             ],
             Self::PutBucketPolicy { .. } => &["s3:PutBucketPolicy"],
             Self::RestoreLifecycle { .. } => &["s3:PutLifecycleConfiguration"],
             Self::EnableVersioning { .. } => &["s3:PutBucketVersioning"],
+            Self::RestoreEncryption { .. } => &["s3:PutEncryptionConfiguration"],
             Self::RestorePublicAccessBlock { .. } => &["s3:PutBucketPublicAccessBlock"],
             Self::RestoreNotifications { .. } => &["s3:PutBucketNotification"],
             Self::CancelKeyDeletion { .. } => &["kms:CancelKeyDeletion"],
@@ -175,6 +182,7 @@ impl Action {
             Self::PutBucketPolicy { .. }
             | Self::RestoreLifecycle { .. }
             | Self::EnableVersioning { .. }
+            | Self::RestoreEncryption { .. }
             | Self::RestorePublicAccessBlock { .. }
             | Self::RestoreNotifications { .. } => 1,
             Self::CancelKeyDeletion { .. } => 2,
@@ -290,6 +298,18 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     rules: b.lifecycle_rules.clone(),
                 },
                 vec!["bucket-lifecycle-expires-logs"],
+            );
+        }
+        if let (true, Some(encryption)) = (has(&fs, "bucket-encryption-changed"), &b.encryption) {
+            push(
+                &region,
+                &arn,
+                Action::RestoreEncryption {
+                    bucket: b.name.clone(),
+                    region: region.clone(),
+                    encryption: encryption.clone(),
+                },
+                vec!["bucket-encryption-changed"],
             );
         }
         if has(&fs, "bucket-versioning-suspended") {
@@ -679,6 +699,7 @@ pub fn remedy(check: &str) -> Remedy {
         "bucket-policy-blocks-cloudtrail" | "bucket-policy-changed" => &["s3:PutBucketPolicy"],
         "bucket-lifecycle-expires-logs" => &["s3:PutLifecycleConfiguration"],
         "bucket-versioning-suspended" => &["s3:PutBucketVersioning"],
+        "bucket-encryption-changed" => &["s3:PutEncryptionConfiguration"],
         "bucket-public-access-block-weakened" => &["s3:PutBucketPublicAccessBlock"],
         "bucket-notification-added" => &["s3:PutBucketNotification"],
         "kms-key-disabled" => &["kms:EnableKey"],
@@ -712,6 +733,7 @@ pub const ALL_IAM_ACTIONS: &[&str] = &[
     "s3:PutBucketPublicAccessBlock",
     "s3:PutLifecycleConfiguration",
     "s3:PutBucketNotification",
+    "s3:PutEncryptionConfiguration",
     "kms:CancelKeyDeletion",
     "kms:EnableKey",
     "kms:PutKeyPolicy",
@@ -758,6 +780,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn default_encryption_switched_to_another_key_is_put_back() {
+        let mut baseline = account(vec![trail(false)]);
+        baseline.buckets.push(bucket());
+        let mut observed = baseline.clone();
+        observed.buckets[0].encryption = Some(crate::snapshot::BucketEncryption {
+            algorithm: "aws:kms".into(),
+            kms_key: Some("arn:aws:kms:us-east-1:666666666666:key/attacker".into()),
+            bucket_key: true,
+        });
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let ids: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+        assert_eq!(ids, ["bucket-encryption-changed"]);
+        let p = plan(&baseline, &observed, &findings);
+        assert_eq!(p.steps.len(), 1, "{:?}", p.steps);
+        assert_eq!(
+            p.steps[0].action,
+            Action::RestoreEncryption {
+                bucket: "logs".into(),
+                region: "us-east-1".into(),
+                encryption: bucket().encryption.unwrap_or_else(|| unreachable!()),
+            }
+        );
+        // A baseline captured before encryption was read compares nothing.
+        baseline.buckets[0].encryption = None;
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        assert!(findings.is_empty(), "{findings:?}");
     }
 
     #[test]

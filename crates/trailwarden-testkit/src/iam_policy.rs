@@ -97,6 +97,8 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         }
         ("s3", "GetPublicAccessBlock") => "GetBucketPublicAccessBlock",
         ("s3", "PutPublicAccessBlock") => "PutBucketPublicAccessBlock",
+        ("s3", "GetBucketEncryption") => "GetEncryptionConfiguration",
+        ("s3", "PutBucketEncryption") => "PutEncryptionConfiguration",
         ("s3", "GetBucketNotificationConfiguration") => "GetBucketNotification",
         ("s3", "PutBucketNotificationConfiguration") => "PutBucketNotification",
         ("s3", "GetBucketReplication") => "GetReplicationConfiguration",
