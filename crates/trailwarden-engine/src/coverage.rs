@@ -28,7 +28,7 @@ pub enum Status {
     /// An event rule, a state check answered by a restore or an escalation, and a lab attack.
     EndToEnd,
     /// Rule and state check, but no lab attack performs it.
-    NotAttacked,
+    NoLabAttack,
     /// Seen only by an event rule: stop the event path and nothing sees it.
     RuleOnly,
     /// Seen only in state (the technique leaves no decisive record).
@@ -40,12 +40,13 @@ pub enum Status {
 }
 
 impl Status {
+    /// The name in every output (the JSON's too).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EndToEnd => "end-to-end",
-            Self::NotAttacked => "no lab attack",
-            Self::RuleOnly => "rule only",
-            Self::StateOnly => "state only",
+            Self::NoLabAttack => "no-lab-attack",
+            Self::RuleOnly => "rule-only",
+            Self::StateOnly => "state-only",
             Self::Stateless => "stateless",
             Self::Uncovered => "uncovered",
         }
@@ -132,7 +133,7 @@ fn of_technique(
         .map(|a| a.id)
         .collect();
     let status = match (rule_ids.is_empty(), state.is_empty()) {
-        (false, false) if attacks.is_empty() => Status::NotAttacked,
+        (false, false) if attacks.is_empty() => Status::NoLabAttack,
         (false, false) => Status::EndToEnd,
         (true, false) => Status::StateOnly,
         (_, true) if t.stateless.is_some() => Status::Stateless,

@@ -199,8 +199,8 @@ pub enum Command {
     ///
     /// Computed from what this binary ships (the rule pack or --rules, the audit's checks,
     /// the restore plans), never from a hand-kept table. Status: end-to-end (rule, check,
-    /// restore or escalation, lab attack), no lab attack, rule only (stop the event path and
-    /// nothing sees it), state only, stateless (the technique changes no configuration: the
+    /// restore or escalation, lab attack), no-lab-attack, rule-only (stop the event path and
+    /// nothing sees it), state-only, stateless (the technique changes no configuration: the
     /// reason is given), uncovered. `--markdown` prints the table of rules/README.md.
     ///
     /// Exit status: 0; 1 when a rule names a catalog technique that does not exist.

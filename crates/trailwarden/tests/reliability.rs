@@ -802,7 +802,10 @@ fn kill_9_during_a_burst_of_1000_events_loses_none_and_restores_everything_once(
 
         // Everything restored.
         env.audit_clean().await.unwrap();
-        // Every attack was detected from its event and its account is restored.
+        // Every attack was detected from its event and its account is restored. A process
+        // killed after its restore but before it recorded the detection leaves the event to
+        // the next one, which truthfully finds the state already good; that the restore
+        // happened (once) is what the writes below prove.
         let detections = j.detections(None).unwrap();
         for id in &attack_ids {
             let d: Vec<_> = detections
@@ -810,7 +813,9 @@ fn kill_9_during_a_burst_of_1000_events_loses_none_and_restores_everything_once(
                 .filter(|d| d.event_id.as_deref() == Some(id))
                 .collect();
             assert!(
-                !d.is_empty() && d.iter().all(|d| d.outcome == Outcome::Restored),
+                !d.is_empty()
+                    && d.iter()
+                        .all(|d| matches!(d.outcome, Outcome::Restored | Outcome::AlreadyGood)),
                 "attack event {id}: {d:#?}"
             );
         }
