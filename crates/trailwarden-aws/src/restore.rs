@@ -70,6 +70,11 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
             region,
             encryption,
         } => put_encryption(account, bucket, region, encryption).await?,
+        Action::RestoreAccessLogging {
+            bucket,
+            region,
+            logging,
+        } => put_access_logging(account, bucket, region, logging).await?,
         Action::RestorePublicAccessBlock {
             bucket,
             region,
@@ -303,6 +308,36 @@ async fn put_encryption(
     Ok(())
 }
 
+async fn put_access_logging(
+    account: &Account,
+    bucket: &str,
+    region: &str,
+    logging: &trailwarden_posture::snapshot::AccessLogging,
+) -> Result<()> {
+    let enabled = s3t::LoggingEnabled::builder()
+        .target_bucket(&logging.target_bucket)
+        .target_prefix(&logging.target_prefix)
+        .build()
+        .map_err(|e| build_gap(account, region, "s3:PutBucketLogging", e))?;
+    call!(
+        account,
+        region,
+        "s3:PutBucketLogging",
+        account
+            .clients
+            .s3(region)
+            .put_bucket_logging()
+            .bucket(bucket)
+            .bucket_logging_status(
+                s3t::BucketLoggingStatus::builder()
+                    .logging_enabled(enabled)
+                    .build()
+            )
+            .send()
+    );
+    Ok(())
+}
+
 async fn put_public_access_block(
     account: &Account,
     bucket: &str,
@@ -362,6 +397,9 @@ async fn create_bucket(account: &Account, b: &BucketSnapshot) -> Result<()> {
     }
     if let Some(encryption) = &b.encryption {
         put_encryption(account, &b.name, &region, encryption).await?;
+    }
+    if let Some(logging) = &b.access_logging {
+        put_access_logging(account, &b.name, &region, logging).await?;
     }
     if let Some(block) = &b.public_access_block {
         put_public_access_block(account, &b.name, &region, block).await?;

@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_model::trail::{TrailView, fold_shadows};
 use trailwarden_posture::snapshot::{
-    AccountSnapshot, AdvancedSelector, BasicSelector, BucketEncryption, BucketSnapshot,
-    ConfigRecorder, DataResource, Delivery, Detector, DetectorFilter, EventSelectors,
-    FieldSelector, FlowLog, IpSet, KeySnapshot, LifecycleRule, LogFilter, LogGroupSnapshot,
-    NotificationTarget, ObjectLock, PublicAccessBlock, RegionServices, ReplicationRule,
-    TrailSnapshot,
+    AccessLogging, AccountSnapshot, AdvancedSelector, BasicSelector, BucketEncryption,
+    BucketSnapshot, ConfigRecorder, DataResource, Delivery, Detector, DetectorFilter,
+    EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot, LifecycleRule, LogFilter,
+    LogGroupSnapshot, NotificationTarget, ObjectLock, PublicAccessBlock, RegionServices,
+    ReplicationRule, TrailSnapshot,
 };
 
 /// Progress of [`snapshot_accounts`], one call per finished unit of work.
@@ -158,9 +158,9 @@ pub async fn snapshot_accounts<'a>(
         .into_iter()
         .map(|(account, resource)| async move {
             let state = match resource {
-                Resource::Bucket(name) => {
-                    read_bucket(account, &name).await.map(ResourceState::Bucket)
-                }
+                Resource::Bucket(name) => read_bucket(account, &name)
+                    .await
+                    .map(|b| ResourceState::Bucket(Box::new(b))),
                 Resource::Key(arn) => read_key(account, &arn).await.map(ResourceState::Key),
                 Resource::LogGroup(arn) => read_log_group(account, &arn)
                     .await
@@ -179,7 +179,7 @@ pub async fn snapshot_accounts<'a>(
             continue;
         };
         match state {
-            Ok(ResourceState::Bucket(b)) => snapshot.buckets.push(b),
+            Ok(ResourceState::Bucket(b)) => snapshot.buckets.push(*b),
             Ok(ResourceState::Key(k)) => snapshot.keys.push(k),
             Ok(ResourceState::LogGroup(g)) => snapshot.log_groups.push(g),
             Err(gap) => out.gaps.push(gap),
@@ -207,7 +207,7 @@ enum Resource {
 }
 
 enum ResourceState {
-    Bucket(BucketSnapshot),
+    Bucket(Box<BucketSnapshot>),
     Key(KeySnapshot),
     LogGroup(LogGroupSnapshot),
 }
@@ -637,6 +637,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
                 replication_rules: Vec::new(),
                 owner: None,
                 encryption: None,
+                access_logging: None,
             });
         }
         Err(e) => return Err(bucket_gap(&e, account, home, name, "s3:GetBucketLocation")),
@@ -725,6 +726,17 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
             ));
         }
     };
+    let access_logging = s3
+        .get_bucket_logging()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(|e| bucket_gap(&e, account, r, name, "s3:GetBucketLogging"))?
+        .logging_enabled()
+        .map(|l| AccessLogging {
+            target_bucket: l.target_bucket().to_owned(),
+            target_prefix: l.target_prefix().to_owned(),
+        });
     let versioning = s3
         .get_bucket_versioning()
         .bucket(name)
@@ -856,6 +868,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
         replication_rules,
         owner,
         encryption,
+        access_logging,
     })
 }
 

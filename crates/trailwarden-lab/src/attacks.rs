@@ -379,6 +379,16 @@ pub async fn perform(
                     .send()
             );
         }
+        "access-logging-off" => {
+            call!(
+                a,
+                "PutBucketLogging",
+                s3c.put_bucket_logging()
+                    .bucket(&bucket)
+                    .bucket_logging_status(s3::types::BucketLoggingStatus::builder().build())
+                    .send()
+            );
+        }
         "disable-key" => {
             call!(
                 a,

@@ -157,6 +157,51 @@ pub(crate) async fn seed_account(
             )
             .send()
     );
+    // Server access logs of the log bucket go to a bucket of their own, which lets the S3
+    // logging service write (the policy AWS documents).
+    let access_logs = access_log_bucket(account);
+    call!(
+        account,
+        "s3:CreateBucket",
+        s3c.create_bucket().bucket(&access_logs).send()
+    );
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "S3ServerAccessLogsPolicy",
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": ["s3:PutObject"],
+            "Resource": format!("arn:aws:s3:::{access_logs}/*"),
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+        }]
+    });
+    call!(
+        account,
+        "s3:PutBucketPolicy",
+        s3c.put_bucket_policy()
+            .bucket(&access_logs)
+            .policy(policy.to_string())
+            .send()
+    );
+    call!(
+        account,
+        "s3:PutBucketLogging",
+        s3c.put_bucket_logging()
+            .bucket(&bucket)
+            .bucket_logging_status(
+                s3::types::BucketLoggingStatus::builder()
+                    .logging_enabled(
+                        s3::types::LoggingEnabled::builder()
+                            .target_bucket(&access_logs)
+                            .target_prefix(format!("{bucket}/"))
+                            .build()
+                            .map_err(|e| crate::step_failed(account, "PutBucketLogging", e))?
+                    )
+                    .build()
+            )
+            .send()
+    );
     call!(
         account,
         "s3:PutPublicAccessBlock",
@@ -469,4 +514,9 @@ pub(crate) async fn seed_security_account(
         dead_letter_queue_url: dlq_url,
         dead_letter_queue_arn: dlq_arn,
     })
+}
+
+/// The bucket that receives the log bucket's server access logs.
+pub fn access_log_bucket(account: &str) -> String {
+    format!("trailwarden-lab-{account}-access-logs")
 }

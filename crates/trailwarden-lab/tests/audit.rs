@@ -73,6 +73,7 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "bucket-notification" => &["bucket-notification-added"],
         "suspend-versioning" => &["bucket-versioning-suspended"],
         "bucket-encryption-attacker-key" => &["bucket-encryption-changed"],
+        "access-logging-off" => &["bucket-access-logging-changed"],
         "disable-key" => &["kms-key-disabled"],
         "schedule-key-deletion" => &["kms-key-pending-deletion"],
         "key-policy" => &["kms-key-policy-changed"],

@@ -320,6 +320,7 @@ fn signature(technique: &str) -> &'static str {
         "bucket-notification" => "PutBucketNotification",
         "suspend-versioning" => "PutBucketVersioning",
         "bucket-encryption-attacker-key" => "PutBucketEncryption",
+        "access-logging-off" => "PutBucketLogging",
         "disable-key" => "DisableKey",
         "schedule-key-deletion" => "ScheduleKeyDeletion",
         "key-policy" => "PutKeyPolicy",

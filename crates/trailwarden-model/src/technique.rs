@@ -140,6 +140,7 @@ lab_attacks! {
     "bucket-notification", "B4", "PutBucketNotificationConfiguration to an attacker Lambda";
     "suspend-versioning", "B6", "PutBucketVersioning Suspended";
     "bucket-encryption-attacker-key", "B7", "PutBucketEncryption with a KMS key the attacker created";
+    "access-logging-off", "B8", "PutBucketLogging with an empty BucketLoggingStatus on the log bucket";
     "disable-key", "C1", "DisableKey on the trail's key";
     "schedule-key-deletion", "C1", "ScheduleKeyDeletion (7 days) on the trail's key";
     "key-policy", "C2", "PutKeyPolicy removing CloudTrail's access";

@@ -55,6 +55,7 @@ checks! {
     BUCKET_LIFECYCLE_EXPIRES = "bucket-lifecycle-expires-logs", High, "B3", "Lifecycle rule expires log files";
     BUCKET_VERSIONING_SUSPENDED = "bucket-versioning-suspended", Medium, "B6", "Log bucket versioning suspended";
     BUCKET_ENCRYPTION_CHANGED = "bucket-encryption-changed", High, "B7", "Log bucket default encryption removed or switched to another key";
+    BUCKET_ACCESS_LOGGING_CHANGED = "bucket-access-logging-changed", Medium, "B8", "Log bucket server access logging turned off or redirected";
     BUCKET_MFA_DELETE_OFF = "bucket-mfa-delete-off", Medium, "B6", "Log bucket MFA delete turned off";
     BUCKET_PUBLIC_ACCESS_WEAKENED = "bucket-public-access-block-weakened", High, "B6", "Log bucket public access block weakened";
     BUCKET_OBJECT_LOCK_WEAKENED = "bucket-object-lock-weakened", High, "B5", "Log bucket Object Lock default retention weakened";
@@ -527,6 +528,20 @@ fn bucket_checks(r: &mut Report, baseline: &AccountSnapshot) {
                 Some(want.name.clone()),
                 Some(json!(expected)),
                 Some(json!(have.encryption)),
+                true,
+            );
+        }
+        // Access logs record who read or deleted log files when S3 data events are off.
+        if let Some(expected) = &want.access_logging
+            && have.access_logging.as_ref() != Some(expected)
+        {
+            r.add(
+                BUCKET_ACCESS_LOGGING_CHANGED,
+                &region,
+                &arn,
+                Some(want.name.clone()),
+                Some(json!(expected)),
+                Some(json!(have.access_logging)),
                 true,
             );
         }

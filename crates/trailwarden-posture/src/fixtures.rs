@@ -63,5 +63,6 @@ pub fn bucket() -> BucketSnapshot {
             kms_key: None,
             bucket_key: false,
         }),
+        access_logging: None,
     }
 }

@@ -41,6 +41,11 @@ pub enum Action {
         region: String,
         encryption: crate::snapshot::BucketEncryption,
     },
+    RestoreAccessLogging {
+        bucket: String,
+        region: String,
+        logging: crate::snapshot::AccessLogging,
+    },
     RestorePublicAccessBlock {
         bucket: String,
         region: String,
@@ -129,11 +134,13 @@ impl Action {
                 "s3:PutBucketPublicAccessBlock",
                 "s3:PutLifecycleConfiguration",
                 "s3:PutEncryptionConfiguration",
+                "s3:PutBucketLogging",
             ],
             Self::PutBucketPolicy { .. } => &["s3:PutBucketPolicy"],
             Self::RestoreLifecycle { .. } => &["s3:PutLifecycleConfiguration"],
             Self::EnableVersioning { .. } => &["s3:PutBucketVersioning"],
             Self::RestoreEncryption { .. } => &["s3:PutEncryptionConfiguration"],
+            Self::RestoreAccessLogging { .. } => &["s3:PutBucketLogging"],
             Self::RestorePublicAccessBlock { .. } => &["s3:PutBucketPublicAccessBlock"],
             Self::RestoreNotifications { .. } => &["s3:PutBucketNotification"],
             Self::CancelKeyDeletion { .. } => &["kms:CancelKeyDeletion"],
@@ -183,6 +190,7 @@ impl Action {
             | Self::RestoreLifecycle { .. }
             | Self::EnableVersioning { .. }
             | Self::RestoreEncryption { .. }
+            | Self::RestoreAccessLogging { .. }
             | Self::RestorePublicAccessBlock { .. }
             | Self::RestoreNotifications { .. } => 1,
             Self::CancelKeyDeletion { .. } => 2,
@@ -310,6 +318,20 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     encryption: encryption.clone(),
                 },
                 vec!["bucket-encryption-changed"],
+            );
+        }
+        if let (true, Some(logging)) =
+            (has(&fs, "bucket-access-logging-changed"), &b.access_logging)
+        {
+            push(
+                &region,
+                &arn,
+                Action::RestoreAccessLogging {
+                    bucket: b.name.clone(),
+                    region: region.clone(),
+                    logging: logging.clone(),
+                },
+                vec!["bucket-access-logging-changed"],
             );
         }
         if has(&fs, "bucket-versioning-suspended") {
@@ -700,6 +722,7 @@ pub fn remedy(check: &str) -> Remedy {
         "bucket-lifecycle-expires-logs" => &["s3:PutLifecycleConfiguration"],
         "bucket-versioning-suspended" => &["s3:PutBucketVersioning"],
         "bucket-encryption-changed" => &["s3:PutEncryptionConfiguration"],
+        "bucket-access-logging-changed" => &["s3:PutBucketLogging"],
         "bucket-public-access-block-weakened" => &["s3:PutBucketPublicAccessBlock"],
         "bucket-notification-added" => &["s3:PutBucketNotification"],
         "kms-key-disabled" => &["kms:EnableKey"],
@@ -734,6 +757,7 @@ pub const ALL_IAM_ACTIONS: &[&str] = &[
     "s3:PutLifecycleConfiguration",
     "s3:PutBucketNotification",
     "s3:PutEncryptionConfiguration",
+    "s3:PutBucketLogging",
     "kms:CancelKeyDeletion",
     "kms:EnableKey",
     "kms:PutKeyPolicy",
@@ -808,6 +832,37 @@ mod tests {
         // A baseline captured before encryption was read compares nothing.
         baseline.buckets[0].encryption = None;
         let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn server_access_logging_turned_off_is_turned_back_on_to_its_target() {
+        let mut baseline = account(vec![trail(false)]);
+        let logging = crate::snapshot::AccessLogging {
+            target_bucket: "access-logs".into(),
+            target_prefix: "logs/".into(),
+        };
+        baseline.buckets.push(BucketSnapshot {
+            access_logging: Some(logging.clone()),
+            ..bucket()
+        });
+        let mut observed = baseline.clone();
+        observed.buckets[0].access_logging = None;
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let ids: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+        assert_eq!(ids, ["bucket-access-logging-changed"]);
+        let p = plan(&baseline, &observed, &findings);
+        let actions: Vec<&Action> = p.steps.iter().map(|s| &s.action).collect();
+        assert_eq!(
+            actions,
+            [&Action::RestoreAccessLogging {
+                bucket: "logs".into(),
+                region: "us-east-1".into(),
+                logging,
+            }]
+        );
+        // Turning logging on where the baseline had none is not tampering.
+        let findings = audit_account(&observed, &baseline, &crate::Settings::default());
         assert!(findings.is_empty(), "{findings:?}");
     }
 

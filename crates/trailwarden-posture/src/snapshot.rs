@@ -170,6 +170,18 @@ pub struct BucketSnapshot {
     /// before trailwarden read it, not known: nothing is compared then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<BucketEncryption>,
+    /// Where S3 server access logs of this bucket go (the record of who read or deleted log
+    /// files when data events are off); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_logging: Option<AccessLogging>,
+}
+
+/// A bucket's server access logging target (GetBucketLogging's `LoggingEnabled`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLogging {
+    pub target_bucket: String,
+    #[serde(default)]
+    pub target_prefix: String,
 }
 
 /// A bucket's default encryption (GetBucketEncryption's first rule).
