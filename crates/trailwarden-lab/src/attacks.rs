@@ -220,6 +220,30 @@ pub async fn perform(
                     .send()
             );
         }
+        "advanced-selectors-data-only" => {
+            // Advanced selectors that log S3 data events only: no Management selector.
+            let field = |name: &str, value: &str| {
+                cloudtrail::types::AdvancedFieldSelector::builder()
+                    .field(name)
+                    .equals(value)
+                    .build()
+                    .map_err(|e| crate::step_failed(a, "PutEventSelectors", e))
+            };
+            let selector = cloudtrail::types::AdvancedEventSelector::builder()
+                .name("S3 data events")
+                .field_selectors(field("eventCategory", "Data")?)
+                .field_selectors(field("resources.type", "AWS::S3::Object")?)
+                .build()
+                .map_err(|e| crate::step_failed(a, "PutEventSelectors", e))?;
+            call!(
+                a,
+                "PutEventSelectors",
+                ct.put_event_selectors()
+                    .trail_name(TRAIL)
+                    .advanced_event_selectors(selector)
+                    .send()
+            );
+        }
         "delete-bucket" => {
             // `s3 rb --force`: empty it first (every version), then delete; CloudTrail keeps
             // delivering meanwhile, so an attacker's script empties it again until it goes.

@@ -63,7 +63,7 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
             "trail-kms-key-changed",
             "trail-cloudwatch-logs-changed",
         ],
-        "exclude-management-events" | "read-only-management" => {
+        "exclude-management-events" | "read-only-management" | "advanced-selectors-data-only" => {
             &["trail-management-events-excluded"]
         }
         "unexpected-trail" => &["trail-unexpected"],

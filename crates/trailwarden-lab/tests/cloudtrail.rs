@@ -312,7 +312,9 @@ fn signature(technique: &str) -> &'static str {
         "delete-trail" => "DeleteTrail",
         "single-region" | "no-global-events" | "redirect-bucket" | "attacker-kms-key"
         | "validation-off" | "detach-cloudwatch" | "minimize" => "UpdateTrail",
-        "exclude-management-events" | "read-only-management" => "PutEventSelectors",
+        "exclude-management-events" | "read-only-management" | "advanced-selectors-data-only" => {
+            "PutEventSelectors"
+        }
         "unexpected-trail" => "CreateTrail",
         "delete-bucket" => "DeleteBucket",
         "bucket-policy-deny" => "PutBucketPolicy",

@@ -7,12 +7,19 @@
 # 2. Delivery to an event bus of another account re-puts the event there, and moto then
 #    stamps the receiving account; AWS keeps the account of the event's origin.
 #
+# and one CloudTrail deviation a restore depends on:
+#
+# 3. PutEventSelectors with basic EventSelectors keeps a trail's advanced selectors in moto;
+#    AWS overwrites them ("you can use either ... but not both"), so restoring the baseline's
+#    basic selectors removes an attacker's advanced ones.
+#
 # Written against moto 5.2.1 (the pinned version); if moto's code changes, this fails loudly
 # at start instead of quietly serving envelopes AWS would never deliver.
 import inspect
 import sys
 import textwrap
 
+import moto.cloudtrail.models as cloudtrail_models
 import moto.events.models as models
 import moto.events.utils as utils
 
@@ -23,7 +30,7 @@ utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = (
 )
 
 
-def patched(cls, name, replacements):
+def patched(cls, name, replacements, module=models):
     source = textwrap.dedent(inspect.getsource(getattr(cls, name)))
     for old, new in replacements:
         if old not in source:
@@ -32,7 +39,7 @@ def patched(cls, name, replacements):
                 "update the patch for this moto version"
             )
         source = source.replace(old, new)
-    scope = dict(vars(models))
+    scope = dict(vars(module))
     exec(compile(source, f"<aws_fidelity {name}>", "exec"), scope)
     setattr(cls, name, scope[name])
 
@@ -56,6 +63,18 @@ patched(
             'event_msg["account"] = event.get("TrailwardenOriginAccount") or self.account_id',
         )
     ],
+)
+
+patched(
+    cloudtrail_models.Trail,
+    "put_event_selectors",
+    [
+        (
+            "self.event_selectors = event_selectors\n",
+            "self.event_selectors = event_selectors\n        self.advanced_event_selectors = []\n",
+        )
+    ],
+    module=cloudtrail_models,
 )
 
 from moto.server import main  # noqa: E402
