@@ -148,9 +148,9 @@ pub enum Command {
     /// Reads the real configuration (it does not trust CloudTrail, so it sees what happened
     /// after logging was stopped): trails, their status, event and Insights selectors and tags;
     /// the log buckets (policy, lifecycle, versioning, MFA delete, public access block,
-    /// notifications, replication); the KMS keys; the CloudWatch Logs groups; GuardDuty,
-    /// AWS Config and VPC flow logs in every region. Without --accounts, and with --role-name,
-    /// the baseline's accounts are audited.
+    /// notifications, replication, default encryption, server access logging); the KMS keys;
+    /// the CloudWatch Logs groups; GuardDuty, AWS Config and VPC flow logs in every region.
+    /// Without --accounts, and with --role-name, the baseline's accounts are audited.
     ///
     /// Exit status: 0 clean, 1 findings or targets that could not be read (an unread target is
     /// never reported as clean), 2 the audit could not run.
