@@ -631,7 +631,7 @@ impl Guard {
                         &no_progress,
                     )
                     .await?;
-                    self.count(&report);
+                    self.count_restores(&report);
                     self.record_state_findings(&report, &work.explained)?;
                     restored.outcome = report.outcome();
                     restored.report = Some(Arc::new(report));
@@ -746,7 +746,8 @@ impl Guard {
         Ok(d)
     }
 
-    fn count(&self, report: &Report) {
+    /// Adds a restore's restored and failed findings to the metrics.
+    fn count_restores(&self, report: &Report) {
         let restored = report.count(Outcome::Restored) as u64;
         let failed = report.count(Outcome::NotRestored) as u64;
         self.metrics.restores.fetch_add(restored, Ordering::Relaxed);

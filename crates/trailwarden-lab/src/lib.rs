@@ -341,6 +341,23 @@ impl Lab {
         self.description.attacker(account).await
     }
 
+    /// Whether the `management-events` trail of `account` logs, read straight from moto (not
+    /// through the proxy, so trailwarden's call counts are not touched); `false` when it
+    /// cannot be read.
+    pub async fn trail_logging(&self, account: &str) -> bool {
+        ClientFactory::new(&operator_options(&self.description.moto_endpoint))
+            .await
+            .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
+            .await
+            .cloudtrail(HOME_REGION)
+            .get_trail_status()
+            .name("management-events")
+            .send()
+            .await
+            .map(|s| s.is_logging().unwrap_or(false))
+            .unwrap_or(false)
+    }
+
     /// Reads the state of every member account as trailwarden's auditor does (through the
     /// proxy), in `regions`; with a `baseline`, also the resources it names.
     pub async fn read_state(

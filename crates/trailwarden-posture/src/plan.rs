@@ -638,7 +638,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
             p.escalations.push(Escalation {
                 finding: f.clone(),
                 reason: escalation_reason(&f.rule_id)
-                    .unwrap_or("no automatic restore for this finding")
+                    .unwrap_or(NO_RESTORE)
                     .to_owned(),
             });
         }
@@ -654,6 +654,9 @@ fn intern(id: &str) -> &'static str {
         .map(|c| c.id)
         .unwrap_or("unknown")
 }
+
+/// The reason given for a finding that neither a restore nor a known escalation answers.
+const NO_RESTORE: &str = "no automatic restore for this finding";
 
 /// Why a check's findings are escalated rather than restored; `None` where a restore exists.
 fn escalation_reason(rule: &str) -> Option<&'static str> {
@@ -740,9 +743,7 @@ pub fn remedy(check: &str) -> Remedy {
         _ => &[],
     };
     if calls.is_empty() {
-        Remedy::Escalates {
-            reason: "no automatic restore for this finding",
-        }
+        Remedy::Escalates { reason: NO_RESTORE }
     } else {
         Remedy::Restores { calls }
     }
@@ -797,7 +798,7 @@ mod tests {
                 }
                 Remedy::Escalates { reason } => {
                     assert_ne!(
-                        reason, "no automatic restore for this finding",
+                        reason, NO_RESTORE,
                         "{}: neither restored nor escalated with a reason",
                         check.id
                     );

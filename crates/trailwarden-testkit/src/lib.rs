@@ -16,6 +16,7 @@
 //! It depends on no other crate of the workspace, so the pure crates' tests stay free of the
 //! AWS SDK and the lab.
 
+pub mod bench;
 pub mod corpus;
 pub mod iam_policy;
 pub mod isolated_command;

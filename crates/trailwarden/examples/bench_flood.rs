@@ -10,38 +10,10 @@
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-use trailwarden_aws::ClientFactory;
 use trailwarden_aws::sdk::sqs::types::SendMessageBatchRequestEntry;
 use trailwarden_lab::guarded::{Guarded, WatchOptions};
-use trailwarden_lab::{ATTACKER_ROLE, HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_options};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-async fn logging(lab: &Lab, account: &str) -> bool {
-    ClientFactory::new(&operator_options(&lab.description.moto_endpoint))
-        .await
-        .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
-        .await
-        .cloudtrail(HOME_REGION)
-        .get_trail_status()
-        .name("management-events")
-        .send()
-        .await
-        .map(|s| s.is_logging().unwrap_or(false))
-        .unwrap_or(false)
-}
+use trailwarden_lab::{ATTACKER_ROLE, HOME_REGION, Lab, LabSpec};
+use trailwarden_testkit::bench::{arg, percentile};
 
 /// `n` attacks on `victim`; each one's attack → restored time, in milliseconds.
 async fn attacks(lab: &Lab, victim: &str, n: usize) -> Vec<f64> {
@@ -49,7 +21,7 @@ async fn attacks(lab: &Lab, victim: &str, n: usize) -> Vec<f64> {
     for _ in 0..n {
         let started = Instant::now();
         lab.attack("stop-logging", victim).await.expect("attack");
-        while !logging(lab, victim).await {
+        while !lab.trail_logging(victim).await {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "not restored within 60 s"

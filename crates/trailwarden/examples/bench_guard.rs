@@ -18,6 +18,7 @@ use trailwarden_aws::ClientFactory;
 use trailwarden_engine::{Filter, Journal, StepOutcome};
 use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_env, operator_options};
 use trailwarden_testkit::IsolatedCommand;
+use trailwarden_testkit::bench::{arg, percentile};
 
 const TECHNIQUES: &[&str] = &[
     "stop-logging",
@@ -29,23 +30,6 @@ const TECHNIQUES: &[&str] = &[
     "suspend-versioning",
     "shorten-retention",
 ];
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 fn summary(name: &str, unit: &str, mut values: Vec<f64>) -> serde_json::Value {
     values.sort_by(f64::total_cmp);

@@ -14,36 +14,18 @@
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use trailwarden_aws::ClientFactory;
 use trailwarden_aws::sdk::sqs::types::SendMessageBatchRequestEntry;
 use trailwarden_lab::guarded::{Guarded, WatchOptions};
-use trailwarden_lab::{
-    ATTACKER_ROLE, HOME_REGION, Lab, LabSpec, ROLE_NAME, Recorded, operator_options,
-};
+use trailwarden_lab::{ATTACKER_ROLE, HOME_REGION, Lab, LabSpec, ROLE_NAME, Recorded};
 use trailwarden_testkit::IsolatedCommand;
 use trailwarden_testkit::service::wait_for;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 
-/// Whether the lab's `management-events` trail logs in `account` (read straight from moto).
-async fn logging(lab: &Lab, account: &str) -> bool {
-    ClientFactory::new(&operator_options(&lab.description.moto_endpoint))
-        .await
-        .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
-        .await
-        .cloudtrail(HOME_REGION)
-        .get_trail_status()
-        .name("management-events")
-        .send()
-        .await
-        .map(|s| s.is_logging().unwrap_or(false))
-        .unwrap_or(false)
-}
-
 /// Waits until the trail of `account` logs again; how long after `since`.
 async fn restored(lab: &Lab, guarded: &Guarded, account: &str, since: Instant) -> Duration {
     while since.elapsed() < Duration::from_secs(45) {
-        if logging(lab, account).await {
+        if lab.trail_logging(account).await {
             return since.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -217,7 +199,7 @@ async fn spoofed_sessions_forged_envelopes_and_unrecorded_tampering_are_all_caug
     assert_eq!(swept["technique"], "A1", "{swept:#}");
 
     // The untouched account: nothing detected there, and its trail logs.
-    assert!(logging(&lab, untouched).await);
+    assert!(lab.trail_logging(untouched).await);
     assert!(
         guarded
             .detections()

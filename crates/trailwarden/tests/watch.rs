@@ -4,11 +4,14 @@
 //! /metrics answer; SIGTERM stops it cleanly.
 
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use trailwarden_aws::ClientFactory;
 use trailwarden_lab::{HOME_REGION, Lab, LabSpec, ROLE_NAME, operator_env, operator_options};
 use trailwarden_testkit::IsolatedCommand;
+use trailwarden_testkit::service::{
+    Killed, get as http_get, metric, request, wait_for, webhook_receiver,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
 
@@ -17,97 +20,6 @@ fn command(args: &[&str], credentials: &[(&str, String)]) -> Command {
         .credentials(credentials)
         .args(args)
         .build()
-}
-
-/// GET on loopback; the body, or None while nothing answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    http_request(port, path, "").map(|(_, body)| body)
-}
-
-/// GET with extra header lines; the status and body.
-fn http_request(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    out.split_once("\r\n\r\n")
-        .map(|(_, body)| (status, body.to_owned()))
-}
-
-/// A webhook receiver on loopback that answers 503 to the first `failures` requests, then
-/// 200; returns its port and the bodies it accepted.
-fn webhook_server(failures: usize) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let bodies = accepted.clone();
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let status = if n < failures {
-                "503 Service Unavailable"
-            } else {
-                bodies
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&body).into_owned());
-                "200 OK"
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
-        }
-    });
-    (port, accepted)
-}
-
-fn metric(port: u16, name: &str) -> f64 {
-    http_get(port, "/metrics")
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with(&format!("{name} ")))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(-1.0)
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +184,7 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
         .send()
         .await
         .unwrap();
-    let (hook_port, hook_bodies) = webhook_server(2);
+    let (hook_port, hook_bodies) = webhook_receiver(2);
     let hook = format!("http://127.0.0.1:{hook_port}/hooks/s3cr3t-path");
     let token_file = dir.path().join("api-token");
     std::fs::write(&token_file, "test-token-0123456789abcdef\n").unwrap();
@@ -473,19 +385,23 @@ async fn watch_detects_and_restores_within_seconds_and_never_acts_twice() {
     assert!(victim_incident["restored"].as_u64().unwrap() >= 1);
 
     // The incidents API: refused without the token, the same incidents with it.
-    let (status, _) = http_request(port, "/api/incidents", "").unwrap();
+    let (status, _) = request(port, "GET", "/api/incidents", "", "").unwrap();
     assert_eq!(status, 401);
-    let (status, _) = http_request(
+    let (status, _) = request(
         port,
+        "GET",
         "/api/incidents",
         "Authorization: Bearer wrong-token-0123456789\r\n",
+        "",
     )
     .unwrap();
     assert_eq!(status, 401);
-    let (status, body) = http_request(
+    let (status, body) = request(
         port,
+        "GET",
         "/api/incidents?gap=3600",
         "Authorization: Bearer test-token-0123456789abcdef\r\n",
+        "",
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
