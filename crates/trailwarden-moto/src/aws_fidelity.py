@@ -7,11 +7,15 @@
 # 2. Delivery to an event bus of another account re-puts the event there, and moto then
 #    stamps the receiving account; AWS keeps the account of the event's origin.
 #
-# and one CloudTrail deviation a restore depends on:
+# and two CloudTrail deviations restores depend on:
 #
 # 3. PutEventSelectors with basic EventSelectors keeps a trail's advanced selectors in moto;
 #    AWS overwrites them ("you can use either ... but not both"), so restoring the baseline's
 #    basic selectors removes an attacker's advanced ones.
+# 3b. SnsTopicName given as an ARN (below),
+#
+# and what moto lacks: DisableAlarmActions / EnableAlarmActions (4) and
+# CloudWatch's Smithy RPC v2 CBOR protocol (5), below.
 #
 # Written against moto 5.2.1 (the pinned version); if moto's code changes, this fails loudly
 # at start instead of quietly serving envelopes AWS would never deliver.
@@ -76,6 +80,180 @@ patched(
     ],
     module=cloudtrail_models,
 )
+
+
+# 3b. A trail's SnsTopicName may be the topic's ARN (AWS: "the name or ARN"); moto builds
+#     the ARN from whatever it is given, so a trail re-pointed by ARN named a topic that does
+#     not exist.
+if not isinstance(cloudtrail_models.Trail.__dict__.get("topic_arn"), property):
+    sys.exit("aws_fidelity.py: moto's Trail.topic_arn changed; update the patch for this moto version")
+
+
+def _topic_arn(self):
+    name = self.sns_topic_name
+    if not name:
+        return None
+    if name.startswith("arn:"):
+        return name
+    return f"arn:{cloudtrail_models.get_partition(self.region_name)}:sns:{self.region_name}:{self.account_id}:{name}"
+
+
+cloudtrail_models.Trail.topic_arn = property(_topic_arn)
+
+# 4. moto answers DisableAlarmActions and EnableAlarmActions with NotImplementedError; in AWS
+#    they switch the named alarms' actions off and on (an attacker's quiet way to mute them).
+import moto.cloudwatch.responses as cloudwatch_responses  # noqa: E402
+from moto.core.responses import EmptyResult  # noqa: E402
+
+
+def _alarm_actions(enabled):
+    def set_actions(self):
+        alarms = {a.name: a for a in self.cloudwatch_backend.describe_alarms()}
+        for name in self._get_param("AlarmNames", []):
+            if name in alarms:
+                alarms[name].actions_enabled = enabled
+        return EmptyResult()
+
+    return set_actions
+
+
+cloudwatch_responses.CloudWatchResponse.disable_alarm_actions = _alarm_actions(False)
+cloudwatch_responses.CloudWatchResponse.enable_alarm_actions = _alarm_actions(True)
+
+# 5. moto does not speak Smithy RPC v2 CBOR, the protocol the AWS SDK for Rust uses for
+#    CloudWatch (DescribeAlarmsForMetric, PutMetricAlarm, ...); moto serves the same
+#    operations over the JSON protocol. This translates: the CBOR request becomes the JSON
+#    request of the same operation, the JSON answer becomes CBOR, typed by botocore's model
+#    of the service (timestamps as tag 1, doubles as floats, blobs as bytes), as AWS answers.
+import base64  # noqa: E402
+import datetime  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+
+import botocore.session  # noqa: E402
+import cbor2  # noqa: E402
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+CBOR_PATH = re.compile(r"^/service/([A-Za-z0-9_]+)/operation/([A-Za-z0-9_]+)$")
+# Smithy service name (the path) -> botocore service name.
+CBOR_SERVICES = {"GraniteServiceVersion20100801": "cloudwatch"}
+_models = {}
+
+
+def _model(service):
+    if service not in _models:
+        _models[service] = botocore.session.get_session().get_service_model(service)
+    return _models[service]
+
+
+def _to_json(value):
+    """CBOR request values -> JSON protocol values."""
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, cbor2.CBORTag) and value.tag == 1:
+        return value.value
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _to_cbor(value, shape):
+    """JSON protocol values -> CBOR values of the model's types."""
+    if value is None or shape is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        return {
+            k: _to_cbor(v, shape.members.get(k)) for k, v in value.items() if v is not None
+        }
+    if kind == "list" and isinstance(value, list):
+        return [_to_cbor(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _to_cbor(v, shape.value) for k, v in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return cbor2.CBORTag(1, float(value))
+    if kind in ("double", "float"):
+        return float(value)
+    if kind in ("integer", "long"):
+        return int(value)
+    if kind == "blob" and isinstance(value, str):
+        return base64.b64decode(value)
+    return value
+
+
+def _serve_cbor(app, environ, start_response, service, operation):
+    model = _model(CBOR_SERVICES[service])
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    params = _to_json(cbor2.loads(raw)) if raw else {}
+    body = json.dumps(params).encode()
+    inner = dict(environ)
+    inner.update(
+        {
+            "PATH_INFO": "/",
+            "RAW_URI": "/",
+            "REQUEST_URI": "/",
+            "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_X_AMZ_TARGET": f"{model.metadata['targetPrefix']}.{operation}",
+            "wsgi.input": io.BytesIO(body),
+        }
+    )
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"] = status
+        return lambda _data: None
+
+    answer = b"".join(app(inner, capture))
+    status = captured.get("status", "500 INTERNAL SERVER ERROR")
+    try:
+        parsed = json.loads(answer) if answer.strip() else {}
+    except ValueError:
+        parsed = {"__type": "InternalFailure", "message": answer.decode(errors="replace")}
+    if status.startswith("2"):
+        shape = model.operation_model(operation).output_shape
+        out = _to_cbor(parsed, shape) if shape is not None else {}
+    else:
+        out = {"__type": str(parsed.get("__type", "InternalFailure")).split("#")[-1]}
+        message = parsed.get("message") or parsed.get("Message")
+        if message:
+            out["message"] = message
+    data = cbor2.dumps(out)
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("Content-Length", str(len(data))),
+        ],
+    )
+    return [data]
+
+
+_dispatch = DomainDispatcherApplication.__call__
+
+
+def _dispatch_cbor(self, environ, start_response):
+    match = CBOR_PATH.match(environ.get("PATH_INFO", ""))
+    if match and match.group(1) in CBOR_SERVICES:
+        return _serve_cbor(
+            lambda e, s: _dispatch(self, e, s), environ, start_response, *match.groups()
+        )
+    return _dispatch(self, environ, start_response)
+
+
+DomainDispatcherApplication.__call__ = _dispatch_cbor
 
 from moto.server import main  # noqa: E402
 

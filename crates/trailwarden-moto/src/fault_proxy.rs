@@ -155,6 +155,20 @@ impl Fault {
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return response;
         }
+        if rpc_v2_operation(&info.path).is_some() {
+            // Smithy RPC v2 CBOR: the error is a CBOR map, as AWS answers it.
+            let mut body = Vec::new();
+            let error = serde_json::json!({"__type": self.code, "message": self.message});
+            // Writing into a Vec cannot fail.
+            let _ = ciborium::into_writer(&error, &mut body);
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() =
+                StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/cbor"));
+            headers.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
+            return response;
+        }
         let (content_type, body) = if is_json {
             (
                 "application/x-amz-json-1.1",
@@ -616,8 +630,15 @@ fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let is_cbor = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/cbor"));
     info.body = if is_form {
         form_decode(&raw_body)
+    } else if is_cbor {
+        cbor_to_json(body)
     } else {
         raw_body.into_owned()
     };
@@ -627,6 +648,8 @@ fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
         .and_then(|v| v.to_str().ok())
     {
         target.rsplit('.').next().unwrap_or(target).to_owned()
+    } else if let Some(op) = rpc_v2_operation(parts.uri.path()) {
+        op.to_owned()
     } else if let Some(action) = is_form
         .then(|| {
             info.body
@@ -645,6 +668,23 @@ fn describe(parts: &hyper::http::request::Parts, body: &[u8]) -> RequestInfo {
         )
     };
     info
+}
+
+/// A CBOR request body (Smithy RPC v2) as JSON text, so faults and recorders read it like
+/// a JSON protocol's; empty when it is not CBOR.
+fn cbor_to_json(body: &[u8]) -> String {
+    ciborium::from_reader::<ciborium::Value, _>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string(&v).ok())
+        .unwrap_or_default()
+}
+
+/// The operation of a Smithy RPC v2 request (`/service/<Service>/operation/<Operation>`,
+/// CloudWatch's protocol in the Rust SDK).
+fn rpc_v2_operation(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/service/")?;
+    let (_, op) = rest.split_once("/operation/")?;
+    (!op.is_empty() && !op.contains('/')).then_some(op)
 }
 
 /// Names the REST operations trailwarden makes (S3 bucket reads, GuardDuty), so call counts
@@ -768,6 +808,21 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpc_v2_requests_are_named_by_their_operation() {
+        assert_eq!(
+            rpc_v2_operation("/service/GraniteServiceVersion20100801/operation/PutMetricAlarm"),
+            Some("PutMetricAlarm")
+        );
+        assert_eq!(rpc_v2_operation("/service/X/operation/"), None);
+        assert_eq!(rpc_v2_operation("/bucket/service/x"), None);
+        let mut body = Vec::new();
+        let request = serde_json::json!({"AlarmNames": ["cloudtrail-changes"]});
+        ciborium::into_writer(&request, &mut body).unwrap();
+        assert_eq!(cbor_to_json(&body), request.to_string());
+        assert_eq!(cbor_to_json(b"\xff\x00"), "");
+    }
 
     #[test]
     fn moto_versioning_root_element_is_fixed() {

@@ -111,6 +111,11 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         ("sqs", "ChangeMessageVisibilityBatch") => "ChangeMessageVisibility",
         (_, operation) => operation,
     };
+    // The signing name is not always IAM's service prefix.
+    let service = match service {
+        "monitoring" => "cloudwatch",
+        other => other,
+    };
     format!("{service}:{renamed}")
 }
 
@@ -155,6 +160,10 @@ mod tests {
             (("cloudtrail", "StartLogging"), "cloudtrail:StartLogging"),
             (("logs", "PutRetentionPolicy"), "logs:PutRetentionPolicy"),
             (("sts", "AssumeRole"), "sts:AssumeRole"),
+            (
+                ("monitoring", "PutMetricAlarm"),
+                "cloudwatch:PutMetricAlarm",
+            ),
             (("s3", "GetBucketPolicy"), "s3:GetBucketPolicy"),
             (("s3", "GetObject"), "s3:GetObject"),
             (
