@@ -239,6 +239,10 @@ impl AccountConfig {
         aws_sdk_cloudwatchlogs::Client::new(&self.in_region(region))
     }
 
+    pub fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.in_region(region))
+    }
+
     pub fn guardduty(&self, region: &str) -> aws_sdk_guardduty::Client {
         aws_sdk_guardduty::Client::new(&self.in_region(region))
     }

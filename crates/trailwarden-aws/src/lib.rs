@@ -39,6 +39,7 @@ pub use own_sessions::{OwnSession, OwnSessions};
 /// this crate's clients instead of depending on the SDK itself.
 pub mod sdk {
     pub use aws_sdk_cloudtrail as cloudtrail;
+    pub use aws_sdk_cloudwatch as cloudwatch;
     pub use aws_sdk_cloudwatchlogs as logs;
     pub use aws_sdk_config as config;
     pub use aws_sdk_ec2 as ec2;

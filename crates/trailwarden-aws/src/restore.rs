@@ -8,8 +8,8 @@ use aws_sdk_s3::types as s3t;
 use trailwarden_model::target::Gap;
 use trailwarden_posture::plan::{Action, Step};
 use trailwarden_posture::snapshot::{
-    BucketSnapshot, EventSelectors, LifecycleRule, LogGroupSnapshot, NotificationTarget,
-    PublicAccessBlock, TrailSnapshot,
+    BucketSnapshot, EventSelectors, LifecycleRule, LogGroupSnapshot, MetricAlarm,
+    NotificationTarget, PublicAccessBlock, TopicSnapshot, TrailSnapshot,
 };
 
 type Result<T> = std::result::Result<T, Gap>;
@@ -135,6 +135,25 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
         }
         Action::PutRetention { group } => put_retention(account, group).await?,
         Action::RestoreLogFilters { group } => restore_log_filters(account, group).await?,
+        Action::CreateTopic { topic } => {
+            // CreateTopic is idempotent by name, and answers the ARN the baseline has.
+            call!(
+                account,
+                &topic.region,
+                "sns:CreateTopic",
+                c.sns(&topic.region)
+                    .create_topic()
+                    .name(topic.name())
+                    .send()
+            );
+            put_topic_policy(account, topic).await?;
+            subscribe(account, topic).await?;
+        }
+        Action::PutTopicPolicy { topic } => put_topic_policy(account, topic).await?,
+        Action::Subscribe { topic } => subscribe(account, topic).await?,
+        Action::PutMetricAlarm { region, alarm } => {
+            put_metric_alarm(account, region, alarm).await?
+        }
         Action::CreateTrail { trail } => create_trail(account, trail).await?,
         Action::UpdateTrail { trail } => update_trail(account, trail).await?,
         Action::PutEventSelectors { trail, selectors } => {
@@ -553,6 +572,77 @@ fn build_gap(account: &Account, region: &str, op: &str, e: impl std::fmt::Displa
     }
 }
 
+async fn put_topic_policy(account: &Account, t: &TopicSnapshot) -> Result<()> {
+    if let Some(policy) = &t.policy {
+        call!(
+            account,
+            &t.region,
+            "sns:SetTopicAttributes",
+            account
+                .clients
+                .sns(&t.region)
+                .set_topic_attributes()
+                .topic_arn(&t.arn)
+                .attribute_name("Policy")
+                .attribute_value(policy)
+                .send()
+        );
+    }
+    Ok(())
+}
+
+/// Subscribes every baseline subscriber (SNS returns an existing subscription unchanged). An
+/// e-mail or HTTP subscriber must confirm again before it receives anything.
+async fn subscribe(account: &Account, t: &TopicSnapshot) -> Result<()> {
+    let sns = account.clients.sns(&t.region);
+    for sub in &t.subscriptions {
+        call!(
+            account,
+            &t.region,
+            "sns:Subscribe",
+            sns.subscribe()
+                .topic_arn(&t.arn)
+                .protocol(&sub.protocol)
+                .endpoint(&sub.endpoint)
+                .send()
+        );
+    }
+    Ok(())
+}
+
+/// PutMetricAlarm overwrites the alarm by name: the baseline's definition comes back whole,
+/// actions enabled as the baseline has them.
+async fn put_metric_alarm(account: &Account, region: &str, a: &MetricAlarm) -> Result<()> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+    // Empty lists are sent too: the baseline had none, so an attacker's actions go.
+    let actions = |v: &[String]| Some(v.to_vec());
+    let put = account
+        .clients
+        .cloudwatch(region)
+        .put_metric_alarm()
+        .alarm_name(&a.name)
+        .namespace(&a.namespace)
+        .metric_name(&a.metric)
+        .set_alarm_description(a.description.clone())
+        .set_statistic(a.statistic.as_deref().map(Statistic::from))
+        .set_period(a.period)
+        .set_evaluation_periods(a.evaluation_periods)
+        .set_datapoints_to_alarm(a.datapoints_to_alarm)
+        .set_threshold(a.threshold)
+        .set_comparison_operator(
+            a.comparison_operator
+                .as_deref()
+                .map(ComparisonOperator::from),
+        )
+        .set_treat_missing_data(a.treat_missing_data.clone())
+        .actions_enabled(a.actions_enabled)
+        .set_alarm_actions(actions(&a.alarm_actions))
+        .set_ok_actions(actions(&a.ok_actions))
+        .set_insufficient_data_actions(actions(&a.insufficient_data_actions));
+    call!(account, region, "cloudwatch:PutMetricAlarm", put.send());
+    Ok(())
+}
+
 async fn put_retention(account: &Account, g: &LogGroupSnapshot) -> Result<()> {
     let logs = account.clients.logs(&g.region);
     match g.retention_days {
@@ -587,7 +677,7 @@ async fn restore_log_filters(account: &Account, g: &LogGroupSnapshot) -> Result<
         let (namespace, name) = f
             .target
             .as_deref()
-            .and_then(|t| t.split_once('/'))
+            .and_then(|t| t.rsplit_once('/'))
             .unwrap_or(("trailwarden", f.name.as_str()));
         let transformation = aws_sdk_cloudwatchlogs::types::MetricTransformation::builder()
             .metric_namespace(namespace)

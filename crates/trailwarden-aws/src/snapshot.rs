@@ -3,7 +3,8 @@
 //!
 //! Calls are spread over four phases so each piece of state is read once: one pass per
 //! account × region (DescribeTrails and the regional services), then one per trail in its home
-//! region, then one per bucket, key and log group the trails name.
+//! region, then one per bucket, key and log group the trails name (with the alarms on the
+//! log group's metrics), then one per SNS topic the trails and those alarms notify.
 
 use crate::failure::{GapScope, gap_from_sdk};
 use crate::fanout::{Account, for_each_region};
@@ -19,8 +20,8 @@ use trailwarden_posture::snapshot::{
     AccessLogging, AccountSnapshot, AdvancedSelector, BasicSelector, BucketEncryption,
     BucketSnapshot, ConfigRecorder, DataResource, Delivery, Detector, DetectorFilter,
     EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot, LifecycleRule, LogFilter,
-    LogGroupSnapshot, NotificationTarget, ObjectLock, PublicAccessBlock, RegionServices,
-    ReplicationRule, TrailSnapshot,
+    LogGroupSnapshot, MetricAlarm, NotificationTarget, ObjectLock, PublicAccessBlock,
+    RegionServices, ReplicationRule, Subscription, TopicSnapshot, TrailSnapshot,
 };
 
 /// Progress of [`snapshot_accounts`], one call per finished unit of work.
@@ -47,15 +48,49 @@ pub struct AlsoRead {
     pub buckets: BTreeSet<String>,
     pub keys: BTreeSet<String>,
     pub log_groups: BTreeSet<String>,
+    /// Per log group ARN: the alarms to read besides those on its current metric filters'
+    /// metrics (an attacker who deletes the filter or re-points the alarm must not hide it).
+    pub alarms: BTreeMap<String, AlarmPath>,
+    pub topics: BTreeSet<String>,
+}
+
+/// The alarms of a log group's alarm path: by metric, and by name.
+#[derive(Debug, Clone, Default)]
+pub struct AlarmPath {
+    /// `(namespace, metric)`.
+    pub metrics: BTreeSet<(String, String)>,
+    pub names: BTreeSet<String>,
 }
 
 impl AlsoRead {
     /// What a baseline snapshot of the account names.
     pub fn from_snapshot(s: &AccountSnapshot) -> Self {
+        let alarms = s
+            .log_groups
+            .iter()
+            .map(|g| {
+                let listed = g.alarms.iter().flatten();
+                let path = AlarmPath {
+                    metrics: g
+                        .metrics()
+                        .into_iter()
+                        .chain(
+                            listed
+                                .clone()
+                                .map(|a| (a.namespace.clone(), a.metric.clone())),
+                        )
+                        .collect(),
+                    names: listed.map(|a| a.name.clone()).collect(),
+                };
+                (g.arn.clone(), path)
+            })
+            .collect();
         Self {
             buckets: s.buckets.iter().map(|b| b.name.clone()).collect(),
             keys: s.keys.iter().map(|k| k.arn.clone()).collect(),
             log_groups: s.log_groups.iter().map(|g| g.arn.clone()).collect(),
+            alarms,
+            topics: s.topics.iter().map(|t| t.arn.clone()).collect(),
         }
     }
 }
@@ -152,7 +187,10 @@ pub async fn snapshot_accounts<'a>(
         }
         resources.extend(buckets.into_iter().map(|b| (account, Resource::Bucket(b))));
         resources.extend(keys.into_iter().map(|k| (account, Resource::Key(k))));
-        resources.extend(groups.into_iter().map(|g| (account, Resource::LogGroup(g))));
+        resources.extend(groups.into_iter().map(|g| {
+            let path = extra.alarms.get(&g).cloned().unwrap_or_default();
+            (account, Resource::LogGroup(g, path))
+        }));
     }
     let pending: Vec<_> = resources
         .into_iter()
@@ -162,7 +200,7 @@ pub async fn snapshot_accounts<'a>(
                     .await
                     .map(|b| ResourceState::Bucket(Box::new(b))),
                 Resource::Key(arn) => read_key(account, &arn).await.map(ResourceState::Key),
-                Resource::LogGroup(arn) => read_log_group(account, &arn)
+                Resource::LogGroup(arn, path) => read_log_group(account, &arn, &path)
                     .await
                     .map(ResourceState::LogGroup),
             };
@@ -181,8 +219,58 @@ pub async fn snapshot_accounts<'a>(
         match state {
             Ok(ResourceState::Bucket(b)) => snapshot.buckets.push(*b),
             Ok(ResourceState::Key(k)) => snapshot.keys.push(k),
-            Ok(ResourceState::LogGroup(g)) => snapshot.log_groups.push(g),
+            Ok(ResourceState::LogGroup((g, gaps))) => {
+                snapshot.log_groups.push(g);
+                out.gaps.extend(gaps);
+            }
             Err(gap) => out.gaps.push(gap),
+        }
+    }
+
+    // Phase 4: the SNS topics of this account that its trails notify and its alarms act on.
+    let mut topics = Vec::new();
+    for account in accounts {
+        let snapshot = &snapshots[&account.id];
+        let mut arns = also
+            .get(&account.id)
+            .map(|a| a.topics.clone())
+            .unwrap_or_default();
+        arns.extend(
+            snapshot
+                .trails
+                .iter()
+                .filter(|t| !t.foreign)
+                .filter_map(|t| t.sns_topic_arn.clone()),
+        );
+        arns.extend(
+            snapshot
+                .log_groups
+                .iter()
+                .flat_map(|g| g.alarms.iter().flatten())
+                .flat_map(|a| a.alarm_actions.iter().chain(&a.ok_actions))
+                .cloned(),
+        );
+        // Only this account's topics: another account's topic is read (and restored) there.
+        arns.retain(|arn| topic_account(arn) == Some(account.id.as_str()));
+        topics.extend(arns.into_iter().map(|arn| (account, arn)));
+    }
+    let pending: Vec<_> = topics
+        .into_iter()
+        .map(|(account, arn)| async move {
+            let topic = read_topic(account, &arn).await;
+            on_step(Phase::Resource);
+            (account.id.clone(), topic)
+        })
+        .collect();
+    let read: Vec<(AccountId, Result<TopicSnapshot>)> = futures::stream::iter(pending)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (account, topic) in read {
+        match (snapshots.get_mut(&account), topic) {
+            (Some(snapshot), Ok(t)) => snapshot.topics.push(t),
+            (_, Err(gap)) => out.gaps.push(gap),
+            (None, Ok(_)) => {}
         }
     }
 
@@ -192,6 +280,7 @@ pub async fn snapshot_accounts<'a>(
         snapshot.buckets.sort_by(|a, b| a.name.cmp(&b.name));
         snapshot.keys.sort_by(|a, b| a.arn.cmp(&b.arn));
         snapshot.log_groups.sort_by(|a, b| a.arn.cmp(&b.arn));
+        snapshot.topics.sort_by(|a, b| a.arn.cmp(&b.arn));
         out.accounts.push(snapshot);
     }
     out.gaps.sort_by(|a, b| {
@@ -203,13 +292,14 @@ pub async fn snapshot_accounts<'a>(
 enum Resource {
     Bucket(String),
     Key(String),
-    LogGroup(String),
+    LogGroup(String, AlarmPath),
 }
 
 enum ResourceState {
     Bucket(Box<BucketSnapshot>),
     Key(KeySnapshot),
-    LogGroup(LogGroupSnapshot),
+    /// With the gap of its alarms, when they could not be read.
+    LogGroup((LogGroupSnapshot, Option<Gap>)),
 }
 
 fn has_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>, codes: &[&str]) -> bool {
@@ -229,7 +319,14 @@ async fn read_region(
     region: &str,
 ) -> (Option<Vec<TrailView>>, RegionServices, Vec<Gap>) {
     let mut gaps = Vec::new();
-    let trails = match describe_trails(account, region).await {
+    // Independent services: read together, so a region costs its slowest read, not the sum.
+    let (trails, guardduty, config, flow_logs) = tokio::join!(
+        describe_trails(account, region),
+        read_guardduty(account, region),
+        read_config(account, region),
+        read_flow_logs(account, region),
+    );
+    let trails = match trails {
         Ok(t) => Some(t),
         Err(g) => {
             gaps.push(g);
@@ -237,21 +334,21 @@ async fn read_region(
         }
     };
     let mut services = RegionServices::default();
-    match read_guardduty(account, region).await {
+    match guardduty {
         Ok(d) => services.guardduty = d,
         Err(g) => {
             services.unread.push("guardduty".into());
             gaps.push(g);
         }
     }
-    match read_config(account, region).await {
+    match config {
         Ok(c) => services.config_recorder = c,
         Err(g) => {
             services.unread.push("config".into());
             gaps.push(g);
         }
     }
-    match read_flow_logs(account, region).await {
+    match flow_logs {
         Ok(f) => services.flow_logs = f,
         Err(g) => {
             services.unread.push("flow-logs".into());
@@ -959,7 +1056,11 @@ fn log_group_name(arn: &str) -> Option<(&str, &str)> {
     Some((trailwarden_model::target::region_of_arn(arn)?, name))
 }
 
-async fn read_log_group(account: &Account, arn: &str) -> Result<LogGroupSnapshot> {
+async fn read_log_group(
+    account: &Account,
+    arn: &str,
+    also: &AlarmPath,
+) -> Result<(LogGroupSnapshot, Option<Gap>)> {
     let Some((region, name)) = log_group_name(arn) else {
         return Err(Gap {
             account: account.id.clone(),
@@ -986,7 +1087,7 @@ async fn read_log_group(account: &Account, arn: &str) -> Result<LogGroupSnapshot
         .iter()
         .find(|g| g.log_group_name() == Some(name))
     else {
-        return Ok(LogGroupSnapshot {
+        let mut group = LogGroupSnapshot {
             arn: arn.to_owned(),
             name: name.to_owned(),
             region: region.to_owned(),
@@ -994,7 +1095,13 @@ async fn read_log_group(account: &Account, arn: &str) -> Result<LogGroupSnapshot
             retention_days: None,
             subscription_filters: Vec::new(),
             metric_filters: Vec::new(),
-        });
+            alarms: None,
+        };
+        // The alarms outlive their log group: read them by the baseline's metrics and names.
+        let alarms = read_alarms(account, region, &also.metrics, &also.names).await;
+        let gap = alarms.as_ref().err().cloned();
+        group.alarms = alarms.ok();
+        return Ok((group, gap.map(group_gap)));
     };
     let subs = logs
         .describe_subscription_filters()
@@ -1031,7 +1138,7 @@ async fn read_log_group(account: &Account, arn: &str) -> Result<LogGroupSnapshot
         })
         .collect();
     metric_filters.sort();
-    Ok(LogGroupSnapshot {
+    let mut group = LogGroupSnapshot {
         arn: arn.to_owned(),
         name: name.to_owned(),
         region: region.to_owned(),
@@ -1039,6 +1146,177 @@ async fn read_log_group(account: &Account, arn: &str) -> Result<LogGroupSnapshot
         retention_days: group.retention_in_days(),
         subscription_filters,
         metric_filters,
+        alarms: None,
+    };
+    let metrics: BTreeSet<(String, String)> = group
+        .metrics()
+        .into_iter()
+        .chain(also.metrics.iter().cloned())
+        .collect();
+    let alarms = read_alarms(account, region, &metrics, &also.names).await;
+    let gap = alarms.as_ref().err().cloned();
+    group.alarms = alarms.ok();
+    Ok((group, gap.map(group_gap)))
+}
+
+/// The metric alarms on `metrics`, and those named `names` (wherever they point now).
+async fn read_alarms(
+    account: &Account,
+    region: &str,
+    metrics: &BTreeSet<(String, String)>,
+    names: &BTreeSet<String>,
+) -> Result<Vec<MetricAlarm>> {
+    let cw = account.clients.cloudwatch(region);
+    let mut found: BTreeMap<String, MetricAlarm> = BTreeMap::new();
+    // DescribeAlarmsForMetric is not paginated: it returns every alarm on the metric. A few
+    // at a time: a CIS log group has a dozen metrics, CloudWatch's read quota is per region.
+    let per_metric: Vec<_> = metrics
+        .iter()
+        .map(|(namespace, metric)| {
+            cw.describe_alarms_for_metric()
+                .namespace(namespace)
+                .metric_name(metric)
+                .send()
+        })
+        .collect();
+    let answers: Vec<_> = futures::stream::iter(per_metric)
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for answer in answers {
+        let out =
+            answer.map_err(|e| gap(&e, account, region, "cloudwatch:DescribeAlarmsForMetric"))?;
+        for a in out.metric_alarms() {
+            let alarm = metric_alarm(a);
+            found.insert(alarm.name.clone(), alarm);
+        }
+    }
+    let names: Vec<&String> = names.iter().filter(|n| !found.contains_key(*n)).collect();
+    // DescribeAlarms takes at most 100 names per call.
+    for chunk in names.chunks(100) {
+        let mut pages = cw
+            .describe_alarms()
+            .set_alarm_names(Some(chunk.iter().map(|n| (*n).clone()).collect()))
+            .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| gap(&e, account, region, "cloudwatch:DescribeAlarms"))?;
+            for a in page.metric_alarms() {
+                let alarm = metric_alarm(a);
+                found.insert(alarm.name.clone(), alarm);
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+fn metric_alarm(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> MetricAlarm {
+    // Sorted: the order of an alarm's actions means nothing to CloudWatch.
+    let texts = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    MetricAlarm {
+        name: a.alarm_name().unwrap_or_default().to_owned(),
+        namespace: a.namespace().unwrap_or_default().to_owned(),
+        metric: a.metric_name().unwrap_or_default().to_owned(),
+        description: a.alarm_description().map(str::to_owned),
+        statistic: a.statistic().map(|s| s.as_str().to_owned()),
+        period: a.period(),
+        evaluation_periods: a.evaluation_periods(),
+        datapoints_to_alarm: a.datapoints_to_alarm(),
+        threshold: a.threshold(),
+        comparison_operator: a.comparison_operator().map(|c| c.as_str().to_owned()),
+        treat_missing_data: a.treat_missing_data().map(str::to_owned),
+        // AWS omits nothing here; an absent flag is the default (enabled).
+        actions_enabled: a.actions_enabled().unwrap_or(true),
+        alarm_actions: texts(a.alarm_actions()),
+        ok_actions: texts(a.ok_actions()),
+        insufficient_data_actions: texts(a.insufficient_data_actions()),
+    }
+}
+
+/// Every subscriber of the topic, sorted (pending ones included).
+async fn list_subscriptions(
+    sns: &aws_sdk_sns::Client,
+    arn: &str,
+) -> std::result::Result<
+    Vec<Subscription>,
+    SdkError<
+        aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicError,
+        HttpResponse,
+    >,
+> {
+    let mut subscriptions = Vec::new();
+    let mut pages = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        subscriptions.extend(page?.subscriptions().iter().map(|s| Subscription {
+            protocol: s.protocol().unwrap_or_default().to_owned(),
+            endpoint: s.endpoint().unwrap_or_default().to_owned(),
+        }));
+    }
+    subscriptions.sort();
+    subscriptions.dedup();
+    Ok(subscriptions)
+}
+
+/// `arn:aws:sns:REGION:ACCOUNT:NAME` → ACCOUNT.
+fn topic_account(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    (parts.len() == 6 && parts[2] == "sns").then(|| parts[4])
+}
+
+async fn read_topic(account: &Account, arn: &str) -> Result<TopicSnapshot> {
+    let region = crate::topics::topic_region(arn)
+        .unwrap_or("us-east-1")
+        .to_owned();
+    let sns = account.clients.sns(&region);
+    let topic_gap = |g: Gap| Gap {
+        message: format!("topic {arn}: {}", g.message),
+        ..g
+    };
+    let (attributes, listed) = tokio::join!(
+        sns.get_topic_attributes().topic_arn(arn).send(),
+        list_subscriptions(&sns, arn),
+    );
+    let attributes = match attributes {
+        Ok(a) => a,
+        Err(e) if has_code(&e, &["NotFound", "NotFoundException"]) => {
+            return Ok(TopicSnapshot {
+                arn: arn.to_owned(),
+                region,
+                exists: false,
+                policy: None,
+                subscriptions: Vec::new(),
+            });
+        }
+        Err(e) => {
+            return Err(topic_gap(gap(
+                &e,
+                account,
+                &region,
+                "sns:GetTopicAttributes",
+            )));
+        }
+    };
+    let policy = attributes
+        .attributes()
+        .and_then(|a| a.get("Policy"))
+        .cloned();
+    let subscriptions =
+        listed.map_err(|e| topic_gap(gap(&e, account, &region, "sns:ListSubscriptionsByTopic")))?;
+    Ok(TopicSnapshot {
+        arn: arn.to_owned(),
+        region,
+        exists: true,
+        policy,
+        subscriptions,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Tampering techniques of the catalog, performed against a lab account the way an attacker
 //! with a foothold would: through the AWS API, with the attacker's own role.
 
-use crate::{FLOW_LOG_GROUP, HOME_REGION, LOG_GROUP, LabAccount, LabError, METRIC_FILTER};
+use crate::{ALARM, FLOW_LOG_GROUP, HOME_REGION, LOG_GROUP, LabAccount, LabError, METRIC_FILTER};
 use trailwarden_aws::AccountConfig;
 use trailwarden_aws::sdk::{cloudtrail, guardduty, s3};
 use trailwarden_moto::Fault;
@@ -488,6 +488,74 @@ pub async fn perform(
                     .filter_name(METRIC_FILTER)
                     .send()
             );
+        }
+        "trail-sns-off" => {
+            call!(
+                a,
+                "UpdateTrail",
+                ct.update_trail().name(TRAIL).sns_topic_name("").send()
+            );
+        }
+        "mute-alarm" => {
+            call!(
+                a,
+                "DisableAlarmActions",
+                attacker
+                    .cloudwatch(HOME_REGION)
+                    .disable_alarm_actions()
+                    .alarm_names(ALARM)
+                    .send()
+            );
+        }
+        "delete-alarm" => {
+            call!(
+                a,
+                "DeleteAlarms",
+                attacker
+                    .cloudwatch(HOME_REGION)
+                    .delete_alarms()
+                    .alarm_names(ALARM)
+                    .send()
+            );
+        }
+        "delete-alert-topic" => {
+            call!(
+                a,
+                "DeleteTopic",
+                attacker
+                    .sns(HOME_REGION)
+                    .delete_topic()
+                    .topic_arn(crate::alert_topic_arn(a))
+                    .send()
+            );
+        }
+        "unsubscribe-alerts" => {
+            let sns = attacker.sns(HOME_REGION);
+            let listed = call!(
+                a,
+                "ListSubscriptionsByTopic",
+                sns.list_subscriptions_by_topic()
+                    .topic_arn(crate::alert_topic_arn(a))
+                    .send()
+            );
+            let mut removed = 0;
+            for sub in listed.subscriptions() {
+                if let Some(arn) = sub.subscription_arn() {
+                    call!(
+                        a,
+                        "Unsubscribe",
+                        sns.unsubscribe().subscription_arn(arn).send()
+                    );
+                    removed += 1;
+                }
+            }
+            if removed == 0 {
+                return Err(crate::step_failed(
+                    a,
+                    "Unsubscribe",
+                    "the topic had no subscriber",
+                ));
+            }
         }
         "disable-guardduty" => {
             call!(

@@ -7,7 +7,7 @@ use crate::{
     REGIONAL_TRAIL_REGION, SECURITY_ROLE, SecurityAccount,
 };
 use trailwarden_aws::AccountConfig;
-use trailwarden_aws::sdk::{cloudtrail, config, ec2, logs, s3};
+use trailwarden_aws::sdk::{cloudtrail, cloudwatch, config, ec2, logs, s3};
 
 /// The log group every lab trail delivers to.
 pub const LOG_GROUP: &str = "/trailwarden-lab/cloudtrail";
@@ -15,6 +15,45 @@ pub const LOG_GROUP: &str = "/trailwarden-lab/cloudtrail";
 pub const FLOW_LOG_GROUP: &str = "/trailwarden-lab/flow-logs";
 /// The metric filter the lab's alarms would hang on (CIS 3.5 style).
 pub const METRIC_FILTER: &str = "cloudtrail-configuration-changes";
+/// The alarm on the metric filter's metric (CIS 3.5: CloudTrail configuration changes).
+pub const ALARM: &str = "cloudtrail-configuration-changes";
+/// The SNS topic the alarm and the trail's delivery notifications go to.
+pub const ALERT_TOPIC: &str = "trailwarden-lab-alerts";
+/// The topic's subscriber: the SOC's mailbox.
+pub const ALERT_SUBSCRIBER: &str = "soc@example.com";
+
+/// The alert topic's ARN in a lab account.
+pub fn alert_topic_arn(account: &str) -> String {
+    format!("arn:aws:sns:{HOME_REGION}:{account}:{ALERT_TOPIC}")
+}
+
+/// The alert topic's policy: the account, CloudTrail and CloudWatch may publish.
+pub fn alert_topic_policy(account: &str) -> String {
+    let topic = alert_topic_arn(account);
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AWSCloudTrailSNSPolicy",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "SNS:Publish",
+                "Resource": topic,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+            },
+            {
+                "Sid": "CloudWatchAlarms",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": "SNS:Publish",
+                "Resource": topic,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+            }
+        ]
+    })
+    .to_string()
+}
+
 /// The bucket lifecycle rule of the baseline: keep logs for seven years.
 pub const RETENTION_RULE: &str = "retain-7-years";
 
@@ -285,6 +324,55 @@ pub(crate) async fn seed_account(
         .send());
     let log_group_arn = format!("arn:aws:logs:{HOME_REGION}:{account}:log-group:{LOG_GROUP}:*");
 
+    // The alarm path: topic (policy, subscriber), and the alarm on the filter's metric.
+    let sns = clients.sns(HOME_REGION);
+    call!(
+        account,
+        "sns:CreateTopic",
+        sns.create_topic().name(ALERT_TOPIC).send()
+    );
+    let topic = alert_topic_arn(account);
+    call!(
+        account,
+        "sns:SetTopicAttributes",
+        sns.set_topic_attributes()
+            .topic_arn(&topic)
+            .attribute_name("Policy")
+            .attribute_value(alert_topic_policy(account))
+            .send()
+    );
+    call!(
+        account,
+        "sns:Subscribe",
+        sns.subscribe()
+            .topic_arn(&topic)
+            .protocol("email")
+            .endpoint(ALERT_SUBSCRIBER)
+            .send()
+    );
+    call!(
+        account,
+        "cloudwatch:PutMetricAlarm",
+        clients
+            .cloudwatch(HOME_REGION)
+            .put_metric_alarm()
+            .alarm_name(ALARM)
+            .alarm_description("CIS: CloudTrail configuration changes")
+            .namespace("CISBenchmark")
+            .metric_name("CloudTrailConfigurationChanges")
+            .statistic(cloudwatch::types::Statistic::Sum)
+            .period(300)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(
+                cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold
+            )
+            .treat_missing_data("notBreaching")
+            .actions_enabled(true)
+            .alarm_actions(&topic)
+            .send()
+    );
+
     for trail in &trails {
         let ct = clients.cloudtrail(&trail.home_region);
         let mut create = ct
@@ -303,6 +391,7 @@ pub(crate) async fn seed_account(
             );
         if trail.multi_region {
             create = create
+                .sns_topic_name(ALERT_TOPIC)
                 .kms_key_id(&key_arn)
                 .cloud_watch_logs_log_group_arn(&log_group_arn)
                 .cloud_watch_logs_role_arn(&role);

@@ -34,8 +34,8 @@ use trailwarden_aws::{AccountConfig, AwsOptions, ClientFactory, Credentials};
 use trailwarden_moto::{Fault, FaultProxy, MotoServer};
 
 pub use estate::{
-    FLOW_LOG_GROUP, LOG_GROUP, METRIC_FILTER, RETENTION_RULE, cloudtrail_bucket_policy,
-    cloudtrail_key_policy,
+    ALARM, ALERT_SUBSCRIBER, ALERT_TOPIC, FLOW_LOG_GROUP, LOG_GROUP, METRIC_FILTER, RETENTION_RULE,
+    alert_topic_arn, alert_topic_policy, cloudtrail_bucket_policy, cloudtrail_key_policy,
 };
 pub use trailwarden_moto;
 

@@ -56,6 +56,7 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "attacker-kms-key" => &["trail-kms-key-changed"],
         "validation-off" => &["trail-validation-off"],
         "detach-cloudwatch" => &["trail-cloudwatch-logs-changed"],
+        "trail-sns-off" => &["trail-sns-changed"],
         "minimize" => &[
             "trail-single-region",
             "trail-global-events-off",
@@ -80,6 +81,10 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "delete-log-group" => &["cloudwatch-log-group-deleted"],
         "shorten-retention" => &["cloudwatch-log-group-retention-shortened"],
         "delete-metric-filter" => &["cloudwatch-log-group-filters-changed"],
+        "mute-alarm" => &["cloudwatch-alarm-actions-disabled"],
+        "delete-alarm" => &["cloudwatch-alarm-deleted"],
+        "delete-alert-topic" => &["cloudwatch-sns-topic-deleted"],
+        "unsubscribe-alerts" => &["cloudwatch-sns-subscription-removed"],
         "disable-guardduty" => &["detection-guardduty-detector-disabled"],
         "guardduty-trusted-ip" => &["detection-guardduty-trusted-ip-set-added"],
         "guardduty-suppression-filter" => &["detection-guardduty-suppression-filter-added"],
@@ -184,7 +189,36 @@ async fn unread_targets_are_gaps_not_clean_and_not_false_findings() {
             .service("s3")
             .operation("GetBucketPolicy"),
     );
+    // And the alarm path: CloudWatch (its CBOR protocol) and the alert topic.
+    lab.proxy
+        .add(Fault::error(400, "AccessDenied", "not authorized").service("monitoring"));
+    lab.proxy.add(
+        Fault::error(403, "AuthorizationError", "not authorized")
+            .service("sns")
+            .operation("GetTopicAttributes"),
+    );
     let after = read(&lab, &regions, Some(&before)).await;
+    for op in [
+        "cloudwatch:DescribeAlarmsForMetric",
+        "sns:GetTopicAttributes",
+    ] {
+        assert!(
+            after
+                .gaps
+                .iter()
+                .any(|g| g.account.as_str() == "100000000001"
+                    && g.operation == op
+                    && g.kind == GapKind::AccessDenied),
+            "{op}: {:?}",
+            after.gaps
+        );
+    }
+    // The log group itself was still read: only its alarms are a gap.
+    let group = &snapshot_of(&after, "100000000001").log_groups;
+    assert!(
+        group.iter().any(|g| g.exists && g.alarms.is_none()),
+        "{group:?}"
+    );
     let ops: BTreeSet<(String, String)> = after
         .gaps
         .iter()

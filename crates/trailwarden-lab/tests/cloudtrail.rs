@@ -311,7 +311,7 @@ fn signature(technique: &str) -> &'static str {
         "stop-logging" | "denied-stop-logging" => "StopLogging",
         "delete-trail" => "DeleteTrail",
         "single-region" | "no-global-events" | "redirect-bucket" | "attacker-kms-key"
-        | "validation-off" | "detach-cloudwatch" | "minimize" => "UpdateTrail",
+        | "validation-off" | "detach-cloudwatch" | "minimize" | "trail-sns-off" => "UpdateTrail",
         "exclude-management-events" | "read-only-management" | "advanced-selectors-data-only" => {
             "PutEventSelectors"
         }
@@ -329,6 +329,10 @@ fn signature(technique: &str) -> &'static str {
         "delete-log-group" => "DeleteLogGroup",
         "shorten-retention" => "PutRetentionPolicy",
         "delete-metric-filter" => "DeleteMetricFilter",
+        "mute-alarm" => "DisableAlarmActions",
+        "delete-alarm" => "DeleteAlarms",
+        "delete-alert-topic" => "DeleteTopic",
+        "unsubscribe-alerts" => "Unsubscribe",
         "disable-guardduty" => "UpdateDetector",
         "delete-guardduty" => "DeleteDetector",
         "guardduty-suppression-filter" => "CreateFilter",

@@ -56,7 +56,7 @@ catalog! {
     "D1", "log group or streams deleted", None, "";
     "D2", "retention shortened", None, "cuts to more than 7 days: state only";
     "D3", "metric or subscription filters deleted", None, "";
-    "D4", "alarms deleted or muted", None, "PutMetricAlarm with changed AlarmActions: no rule (the record cannot say the actions changed)";
+    "D4", "alarms deleted or muted", None, "PutMetricAlarm with changed AlarmActions: no rule (the record cannot say the actions changed); state";
     "D5", "SNS delivery of alarms broken", None, "";
     "E1", "GuardDuty off", None, "";
     "E2", "GuardDuty trusted IP or threat lists", None, "";
@@ -130,6 +130,7 @@ lab_attacks! {
     "attacker-kms-key", "A6", "UpdateTrail KmsKeyId to a key the attacker created";
     "validation-off", "A7", "UpdateTrail EnableLogFileValidation=false";
     "detach-cloudwatch", "A8", "UpdateTrail without CloudWatch Logs delivery";
+    "trail-sns-off", "A9", "UpdateTrail SnsTopicName='' (no delivery notifications)";
     "minimize", "A10", "Pacu's minimize: single-region, no global events, validation off, no KMS, no CloudWatch Logs";
     "exclude-management-events", "A11", "PutEventSelectors: no management events, read-only S3 data events";
     "read-only-management", "A11", "PutEventSelectors: management events ReadOnly";
@@ -148,6 +149,10 @@ lab_attacks! {
     "delete-log-group", "D1", "DeleteLogGroup on the trail's log group";
     "shorten-retention", "D2", "PutRetentionPolicy 1 day on the trail's log group";
     "delete-metric-filter", "D3", "DeleteMetricFilter on the trail's log group";
+    "mute-alarm", "D4", "DisableAlarmActions on the CloudTrail-changes alarm";
+    "delete-alarm", "D4", "DeleteAlarms on the CloudTrail-changes alarm";
+    "delete-alert-topic", "D5", "DeleteTopic on the alert topic of the alarm and the trail";
+    "unsubscribe-alerts", "D5", "Unsubscribe the SOC's mailbox from the alert topic";
     "disable-guardduty", "E1", "UpdateDetector Enable=false";
     "guardduty-trusted-ip", "E2", "CreateIPSet Activate=true with the attacker's addresses (faked: moto lacks IP sets)";
     "guardduty-suppression-filter", "E3", "CreateFilter Action=ARCHIVE for every finding";

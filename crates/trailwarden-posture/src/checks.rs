@@ -68,6 +68,12 @@ checks! {
     LOG_GROUP_DELETED = "cloudwatch-log-group-deleted", High, "D1", "Trail's CloudWatch Logs group deleted";
     LOG_GROUP_RETENTION_SHORTENED = "cloudwatch-log-group-retention-shortened", Medium, "D2", "Log group retention shortened";
     LOG_GROUP_FILTERS_CHANGED = "cloudwatch-log-group-filters-changed", Medium, "D3", "Log group metric or subscription filters removed or changed";
+    ALARM_DELETED = "cloudwatch-alarm-deleted", High, "D4", "CloudWatch alarm on the trail's log metrics deleted";
+    ALARM_MUTED = "cloudwatch-alarm-actions-disabled", High, "D4", "CloudWatch alarm's actions disabled (it notifies nobody)";
+    ALARM_CHANGED = "cloudwatch-alarm-changed", Medium, "D4", "CloudWatch alarm's metric, condition or actions changed";
+    TOPIC_DELETED = "cloudwatch-sns-topic-deleted", High, "D5", "SNS topic of the alarm path deleted";
+    TOPIC_POLICY_CHANGED = "cloudwatch-sns-topic-policy-changed", Medium, "D5", "SNS topic policy changed (CloudTrail or CloudWatch may no longer publish)";
+    TOPIC_SUBSCRIPTION_REMOVED = "cloudwatch-sns-subscription-removed", High, "D5", "SNS topic lost a subscriber";
     GUARDDUTY_DELETED = "detection-guardduty-detector-deleted", High, "E1", "GuardDuty detector deleted";
     GUARDDUTY_DISABLED = "detection-guardduty-detector-disabled", High, "E1", "GuardDuty detector disabled";
     GUARDDUTY_TRUSTED_IPS_ADDED = "detection-guardduty-trusted-ip-set-added", High, "E2", "GuardDuty trusted IP list added (findings from it are suppressed)";
@@ -172,6 +178,8 @@ pub fn audit_account(
     bucket_checks(&mut report, baseline);
     key_checks(&mut report, baseline);
     log_group_checks(&mut report, baseline);
+    alarm_checks(&mut report, baseline);
+    topic_checks(&mut report, baseline);
     service_checks(&mut report, baseline, &read);
     report.findings
 }
@@ -811,6 +819,114 @@ fn log_group_checks(r: &mut Report, baseline: &AccountSnapshot) {
                 &want.region,
                 &want.arn,
                 Some(format!("{}: {}", want.name, missing.join(", "))),
+                Some(json!(missing)),
+                None,
+                true,
+            );
+        }
+    }
+}
+
+fn alarm_checks(r: &mut Report, baseline: &AccountSnapshot) {
+    let account = r.account.account.clone();
+    for want_group in &baseline.log_groups {
+        // Compared only where both sides were read.
+        let Some(want) = &want_group.alarms else {
+            continue;
+        };
+        let Some(have) = r
+            .account
+            .log_groups
+            .iter()
+            .find(|g| g.arn == want_group.arn)
+            .and_then(|g| g.alarms.clone())
+        else {
+            continue;
+        };
+        let region = want_group.region.as_str();
+        for w in want {
+            let arn = w.arn(region, account.as_str());
+            let Some(h) = have.iter().find(|h| h.name == w.name) else {
+                r.add(
+                    ALARM_DELETED,
+                    region,
+                    &arn,
+                    Some(format!("{} (on {}/{})", w.name, w.namespace, w.metric)),
+                    Some(json!("exists")),
+                    Some(json!("missing")),
+                    true,
+                );
+                continue;
+            };
+            if w.actions_enabled && !h.actions_enabled {
+                r.add(
+                    ALARM_MUTED,
+                    region,
+                    &arn,
+                    Some(w.name.clone()),
+                    Some(json!({"actions_enabled": true})),
+                    Some(json!({"actions_enabled": false})),
+                    true,
+                );
+            }
+            if !w.same_definition(h) {
+                r.add(
+                    ALARM_CHANGED,
+                    region,
+                    &arn,
+                    Some(w.name.clone()),
+                    serde_json::to_value(w).ok(),
+                    serde_json::to_value(h).ok(),
+                    true,
+                );
+            }
+        }
+    }
+}
+
+fn topic_checks(r: &mut Report, baseline: &AccountSnapshot) {
+    for want in &baseline.topics {
+        let Some(have) = r.account.topics.iter().find(|t| t.arn == want.arn) else {
+            continue;
+        };
+        if want.exists && !have.exists {
+            r.add(
+                TOPIC_DELETED,
+                &want.region,
+                &want.arn,
+                Some(want.name().to_owned()),
+                Some(json!("exists")),
+                Some(json!("missing")),
+                true,
+            );
+            continue;
+        }
+        if !have.exists {
+            continue;
+        }
+        if want.policy.is_some() && !same_json(&want.policy, &have.policy) {
+            r.add(
+                TOPIC_POLICY_CHANGED,
+                &want.region,
+                &want.arn,
+                Some(want.name().to_owned()),
+                want.policy.as_deref().map(parse_or_text),
+                have.policy.as_deref().map(parse_or_text),
+                true,
+            );
+        }
+        let missing: Vec<String> = want
+            .subscriptions
+            .iter()
+            .filter(|s| !have.subscriptions.contains(s))
+            .map(|s| format!("{}:{}", s.protocol, s.endpoint))
+            .collect();
+        if !missing.is_empty() {
+            r.add(
+                TOPIC_SUBSCRIPTION_REMOVED,
+                &want.region,
+                &want.arn,
+                Some(format!("{}: {}", want.name(), missing.join(", "))),
                 Some(json!(missing)),
                 None,
                 true,

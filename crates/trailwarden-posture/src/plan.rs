@@ -7,7 +7,7 @@
 
 use crate::snapshot::{
     AccountSnapshot, BucketSnapshot, EventSelectors, FlowLog, KeySnapshot, LogGroupSnapshot,
-    TrailSnapshot,
+    MetricAlarm, TopicSnapshot, TrailSnapshot,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -76,6 +76,22 @@ pub enum Action {
     },
     RestoreLogFilters {
         group: LogGroupSnapshot,
+    },
+    /// Re-create the topic with its policy and subscriptions.
+    CreateTopic {
+        topic: TopicSnapshot,
+    },
+    PutTopicPolicy {
+        topic: TopicSnapshot,
+    },
+    /// Subscribe every baseline subscriber again (Subscribe returns an existing one as is).
+    Subscribe {
+        topic: TopicSnapshot,
+    },
+    /// Put the alarm back as the baseline has it (re-creates, re-points, un-mutes).
+    PutMetricAlarm {
+        region: String,
+        alarm: MetricAlarm,
     },
     /// Re-create a deleted trail with every baseline setting, selectors, Insights and tags.
     CreateTrail {
@@ -156,6 +172,12 @@ impl Action {
             Self::RestoreLogFilters { .. } => {
                 &["logs:PutMetricFilter", "logs:PutSubscriptionFilter"]
             }
+            Self::CreateTopic { .. } => {
+                &["sns:CreateTopic", "sns:SetTopicAttributes", "sns:Subscribe"]
+            }
+            Self::PutTopicPolicy { .. } => &["sns:SetTopicAttributes"],
+            Self::Subscribe { .. } => &["sns:Subscribe"],
+            Self::PutMetricAlarm { .. } => &["cloudwatch:PutMetricAlarm"],
             Self::CreateTrail { .. } => &[
                 "cloudtrail:CreateTrail",
                 "cloudtrail:PutEventSelectors",
@@ -197,7 +219,10 @@ impl Action {
             Self::EnableKey { .. } | Self::PutKeyPolicy { .. } => 3,
             Self::CreateLogGroup { .. }
             | Self::PutRetention { .. }
-            | Self::RestoreLogFilters { .. } => 4,
+            | Self::RestoreLogFilters { .. }
+            | Self::CreateTopic { .. }
+            | Self::PutTopicPolicy { .. }
+            | Self::Subscribe { .. } => 4,
             Self::CreateTrail { .. } | Self::UpdateTrail { .. } => 5,
             Self::PutEventSelectors { .. } | Self::PutInsightSelectors { .. } => 6,
             Self::StartLogging { .. } => 7,
@@ -432,6 +457,61 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                 Action::RestoreLogFilters { group: g.clone() },
                 vec!["cloudwatch-log-group-filters-changed"],
             );
+        }
+    }
+
+    // The alarm path: topics, then the alarms that act on them.
+    for t in &baseline.topics {
+        let fs = rules_for(&t.arn);
+        if has(&fs, "cloudwatch-sns-topic-deleted") {
+            push(
+                &t.region,
+                &t.arn,
+                Action::CreateTopic { topic: t.clone() },
+                vec!["cloudwatch-sns-topic-deleted"],
+            );
+            continue;
+        }
+        if has(&fs, "cloudwatch-sns-topic-policy-changed") && t.policy.is_some() {
+            push(
+                &t.region,
+                &t.arn,
+                Action::PutTopicPolicy { topic: t.clone() },
+                vec!["cloudwatch-sns-topic-policy-changed"],
+            );
+        }
+        if has(&fs, "cloudwatch-sns-subscription-removed") {
+            push(
+                &t.region,
+                &t.arn,
+                Action::Subscribe { topic: t.clone() },
+                vec!["cloudwatch-sns-subscription-removed"],
+            );
+        }
+    }
+    for g in &baseline.log_groups {
+        for a in g.alarms.iter().flatten() {
+            let arn = a.arn(&g.region, baseline.account.as_str());
+            let fs = rules_for(&arn);
+            let answers = ids(
+                &fs,
+                &[
+                    "cloudwatch-alarm-deleted",
+                    "cloudwatch-alarm-actions-disabled",
+                    "cloudwatch-alarm-changed",
+                ],
+            );
+            if !answers.is_empty() {
+                push(
+                    &g.region,
+                    &arn,
+                    Action::PutMetricAlarm {
+                        region: g.region.clone(),
+                        alarm: a.clone(),
+                    },
+                    answers,
+                );
+            }
         }
     }
 
@@ -734,6 +814,12 @@ pub fn remedy(check: &str) -> Remedy {
         "cloudwatch-log-group-deleted" => &["logs:CreateLogGroup"],
         "cloudwatch-log-group-retention-shortened" => &["logs:PutRetentionPolicy"],
         "cloudwatch-log-group-filters-changed" => &["logs:PutMetricFilter"],
+        "cloudwatch-alarm-deleted"
+        | "cloudwatch-alarm-actions-disabled"
+        | "cloudwatch-alarm-changed" => &["cloudwatch:PutMetricAlarm"],
+        "cloudwatch-sns-topic-deleted" => &["sns:CreateTopic"],
+        "cloudwatch-sns-topic-policy-changed" => &["sns:SetTopicAttributes"],
+        "cloudwatch-sns-subscription-removed" => &["sns:Subscribe"],
         "detection-guardduty-detector-deleted" => &["guardduty:CreateDetector"],
         "detection-guardduty-detector-disabled" => &["guardduty:UpdateDetector"],
         "detection-guardduty-trusted-ip-set-added" => &["guardduty:UpdateIPSet"],
@@ -766,6 +852,10 @@ pub const ALL_IAM_ACTIONS: &[&str] = &[
     "logs:PutRetentionPolicy",
     "logs:PutMetricFilter",
     "logs:PutSubscriptionFilter",
+    "cloudwatch:PutMetricAlarm",
+    "sns:CreateTopic",
+    "sns:SetTopicAttributes",
+    "sns:Subscribe",
     "cloudtrail:CreateTrail",
     "cloudtrail:UpdateTrail",
     "cloudtrail:PutEventSelectors",
@@ -867,6 +957,138 @@ mod tests {
         assert!(findings.is_empty(), "{findings:?}");
     }
 
+    fn alarm_path() -> (AccountSnapshot, MetricAlarm, TopicSnapshot) {
+        let mut baseline = account(vec![trail(false)]);
+        let topic = TopicSnapshot {
+            arn: "arn:aws:sns:us-east-1:111111111111:security-alerts".into(),
+            region: "us-east-1".into(),
+            exists: true,
+            policy: Some(r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"cloudwatch.amazonaws.com"},"Action":"SNS:Publish"}]}"#.into()),
+            subscriptions: vec![crate::snapshot::Subscription {
+                protocol: "email".into(),
+                endpoint: "soc@example.com".into(),
+            }],
+        };
+        let alarm = MetricAlarm {
+            name: "cloudtrail-changes".into(),
+            namespace: "CISBenchmark".into(),
+            metric: "CloudTrailConfigurationChanges".into(),
+            description: None,
+            statistic: Some("Sum".into()),
+            period: Some(300),
+            evaluation_periods: Some(1),
+            datapoints_to_alarm: None,
+            threshold: Some(1.0),
+            comparison_operator: Some("GreaterThanOrEqualToThreshold".into()),
+            treat_missing_data: None,
+            actions_enabled: true,
+            alarm_actions: vec![topic.arn.clone()],
+            ok_actions: vec![],
+            insufficient_data_actions: vec![],
+        };
+        baseline.log_groups.push(LogGroupSnapshot {
+            arn: "arn:aws:logs:us-east-1:111111111111:log-group:ct:*".into(),
+            name: "ct".into(),
+            region: "us-east-1".into(),
+            exists: true,
+            retention_days: None,
+            subscription_filters: vec![],
+            metric_filters: vec![crate::snapshot::LogFilter {
+                name: "changes".into(),
+                pattern: "{ $.eventName = StopLogging }".into(),
+                target: Some("CISBenchmark/CloudTrailConfigurationChanges".into()),
+            }],
+            alarms: Some(vec![alarm.clone()]),
+        });
+        baseline.topics.push(topic.clone());
+        (baseline, alarm, topic)
+    }
+
+    #[test]
+    fn a_muted_re_pointed_or_deleted_alarm_is_put_back_as_the_baseline_has_it() {
+        let (baseline, alarm, _) = alarm_path();
+        let alarm_arn = "arn:aws:cloudwatch:us-east-1:111111111111:alarm:cloudtrail-changes";
+        type Attack = fn(&mut Vec<MetricAlarm>);
+        let cases: [(&str, Attack, &[&str]); 3] = [
+            (
+                "muted",
+                |a| a[0].actions_enabled = false,
+                &["cloudwatch-alarm-actions-disabled"],
+            ),
+            (
+                "re-pointed",
+                |a| a[0].alarm_actions = vec!["arn:aws:sns:us-east-1:444455556666:mallory".into()],
+                &["cloudwatch-alarm-changed"],
+            ),
+            ("deleted", Vec::clear, &["cloudwatch-alarm-deleted"]),
+        ];
+        for (what, attack, expected) in cases {
+            let mut observed = baseline.clone();
+            attack(observed.log_groups[0].alarms.as_mut().unwrap());
+            let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+            let ids: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+            assert_eq!(ids, expected, "{what}");
+            assert!(
+                findings
+                    .iter()
+                    .all(|f| f.resource.as_deref() == Some(alarm_arn))
+            );
+            let p = plan(&baseline, &observed, &findings);
+            assert!(p.escalations.is_empty(), "{what}: {:?}", p.escalations);
+            let actions: Vec<&Action> = p.steps.iter().map(|s| &s.action).collect();
+            assert_eq!(
+                actions,
+                [&Action::PutMetricAlarm {
+                    region: "us-east-1".into(),
+                    alarm: alarm.clone(),
+                }],
+                "{what}"
+            );
+        }
+        // An alarm the attacker adds, or alarms never read, are not tampering.
+        let mut observed = baseline.clone();
+        observed.log_groups[0].alarms = None;
+        assert!(audit_account(&baseline, &observed, &crate::Settings::default()).is_empty());
+    }
+
+    #[test]
+    fn a_deleted_topic_comes_back_with_its_policy_and_subscribers_before_the_trail() {
+        let (baseline, _, topic) = alarm_path();
+        let mut observed = baseline.clone();
+        observed.topics[0] = TopicSnapshot {
+            exists: false,
+            policy: None,
+            subscriptions: vec![],
+            ..topic.clone()
+        };
+        observed.trails[0].multi_region = false;
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let p = plan(&baseline, &observed, &findings);
+        let calls: Vec<&str> = p.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(calls, ["sns:CreateTopic", "cloudtrail:UpdateTrail"]);
+
+        let mut observed = baseline.clone();
+        observed.topics[0].subscriptions.clear();
+        observed.topics[0].policy = Some(r#"{"Statement":[]}"#.into());
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let mut ids: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                "cloudwatch-sns-subscription-removed",
+                "cloudwatch-sns-topic-policy-changed"
+            ]
+        );
+        let p = plan(&baseline, &observed, &findings);
+        let calls: Vec<&str> = p.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(calls, ["sns:SetTopicAttributes", "sns:Subscribe"]);
+        // A policy whose keys are only reordered is the same policy.
+        let mut observed = baseline.clone();
+        observed.topics[0].policy = Some(r#"{"Statement":[{"Action":"SNS:Publish","Principal":{"Service":"cloudwatch.amazonaws.com"},"Effect":"Allow"}]}"#.into());
+        assert!(audit_account(&baseline, &observed, &crate::Settings::default()).is_empty());
+    }
+
     #[test]
     fn an_organization_trail_is_escalated_to_its_owner_not_touched() {
         let baseline = account(vec![trail(true)]);
@@ -938,7 +1160,9 @@ mod tests {
             retention_days: None,
             subscription_filters: vec![],
             metric_filters: vec![],
+            alarms: None,
         };
+        let (_, alarm, topic) = alarm_path();
         let f = FlowLog {
             id: "f".into(),
             resource_id: "vpc-1".into(),
@@ -965,6 +1189,23 @@ mod tests {
                 bucket: s.clone(),
                 region: r.clone(),
             },
+            Action::RestoreEncryption {
+                bucket: s.clone(),
+                region: r.clone(),
+                encryption: crate::snapshot::BucketEncryption {
+                    algorithm: "AES256".into(),
+                    kms_key: None,
+                    bucket_key: false,
+                },
+            },
+            Action::RestoreAccessLogging {
+                bucket: s.clone(),
+                region: r.clone(),
+                logging: crate::snapshot::AccessLogging {
+                    target_bucket: s.clone(),
+                    target_prefix: s.clone(),
+                },
+            },
             Action::RestorePublicAccessBlock {
                 bucket: s.clone(),
                 region: r.clone(),
@@ -986,6 +1227,17 @@ mod tests {
             Action::CreateLogGroup { group: g.clone() },
             Action::PutRetention { group: g.clone() },
             Action::RestoreLogFilters { group: g },
+            Action::CreateTopic {
+                topic: topic.clone(),
+            },
+            Action::PutTopicPolicy {
+                topic: topic.clone(),
+            },
+            Action::Subscribe { topic },
+            Action::PutMetricAlarm {
+                region: r.clone(),
+                alarm,
+            },
             Action::CreateTrail { trail: t.clone() },
             Action::UpdateTrail { trail: t.clone() },
             Action::PutEventSelectors {

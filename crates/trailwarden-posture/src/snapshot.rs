@@ -20,6 +20,9 @@ pub struct AccountSnapshot {
     pub keys: Vec<KeySnapshot>,
     #[serde(default)]
     pub log_groups: Vec<LogGroupSnapshot>,
+    /// SNS topics of this account that its trails notify or its alarms act on.
+    #[serde(default)]
+    pub topics: Vec<TopicSnapshot>,
     /// Detection services, per region.
     #[serde(default)]
     pub services: BTreeMap<String, RegionServices>,
@@ -34,6 +37,7 @@ impl AccountSnapshot {
             buckets: Vec::new(),
             keys: Vec::new(),
             log_groups: Vec::new(),
+            topics: Vec::new(),
             services: BTreeMap::new(),
         }
     }
@@ -268,13 +272,111 @@ pub struct LogGroupSnapshot {
     pub subscription_filters: Vec<LogFilter>,
     #[serde(default)]
     pub metric_filters: Vec<LogFilter>,
+    /// The alarms on the metrics its metric filters produce (the CIS alarm path: filter ->
+    /// metric -> alarm -> SNS topic); `None`: not read (a baseline captured before
+    /// trailwarden read them, or CloudWatch denied the read: nothing is compared then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<Vec<MetricAlarm>>,
+}
+
+impl LogGroupSnapshot {
+    /// The `(namespace, metric)` pairs its metric filters produce.
+    pub fn metrics(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .metric_filters
+            .iter()
+            .filter_map(|f| f.target.as_deref()?.rsplit_once('/'))
+            .map(|(ns, name)| (ns.to_owned(), name.to_owned()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// A CloudWatch metric alarm, with what PutMetricAlarm needs to re-create it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricAlarm {
+    pub name: String,
+    pub namespace: String,
+    pub metric: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `Sum`, `Average`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_periods: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapoints_to_alarm: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison_operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treat_missing_data: Option<String>,
+    /// `false`: muted (DisableAlarmActions): it changes state but notifies nobody.
+    pub actions_enabled: bool,
+    #[serde(default)]
+    pub alarm_actions: Vec<String>,
+    #[serde(default)]
+    pub ok_actions: Vec<String>,
+    #[serde(default)]
+    pub insufficient_data_actions: Vec<String>,
+}
+
+// Thresholds are finite numbers (CloudWatch refuses NaN), so equality is total.
+impl Eq for MetricAlarm {}
+
+impl MetricAlarm {
+    pub fn arn(&self, region: &str, account: &str) -> String {
+        format!("arn:aws:cloudwatch:{region}:{account}:alarm:{}", self.name)
+    }
+
+    /// What the alarm does, muting aside: its metric, condition and actions.
+    pub fn same_definition(&self, other: &Self) -> bool {
+        Self {
+            actions_enabled: other.actions_enabled,
+            ..self.clone()
+        } == *other
+    }
+}
+
+/// An SNS topic that carries trail notifications or alarm actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSnapshot {
+    pub arn: String,
+    pub region: String,
+    pub exists: bool,
+    /// The topic's access policy as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl TopicSnapshot {
+    /// The topic's name, from its ARN.
+    pub fn name(&self) -> &str {
+        self.arn.rsplit(':').next().unwrap_or(&self.arn)
+    }
+}
+
+/// A subscription, as Subscribe takes it. A pending one (e-mail not yet confirmed) counts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Subscription {
+    pub protocol: String,
+    pub endpoint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LogFilter {
     pub name: String,
     pub pattern: String,
-    /// Subscription destination, or the metric `namespace/name` of a metric filter.
+    /// Subscription destination, or the metric `namespace/name` of a metric filter (split at
+    /// the last `/`: namespaces may hold one, metric names rarely do).
     pub target: Option<String>,
 }
 

@@ -149,7 +149,9 @@ pub enum Command {
     /// after logging was stopped): trails, their status, event and Insights selectors and tags;
     /// the log buckets (policy, lifecycle, versioning, MFA delete, public access block,
     /// notifications, replication, default encryption, server access logging); the KMS keys;
-    /// the CloudWatch Logs groups; GuardDuty, AWS Config and VPC flow logs in every region.
+    /// the CloudWatch Logs groups, the alarms on their metric filters' metrics and the SNS
+    /// topics those alarms and the trails notify (policy, subscribers); GuardDuty, AWS Config
+    /// and VPC flow logs in every region.
     /// Without --accounts, and with --role-name, the baseline's accounts are audited.
     ///
     /// Exit status: 0 clean, 1 findings or targets that could not be read (an unread target is
@@ -452,8 +454,8 @@ pub struct JournalArgs {
 pub enum BaselineCommand {
     /// Read the selected accounts × regions and write their state as the baseline: a TOML
     /// file to keep in version control. Every trail must then keep logging, with the same
-    /// settings, selectors and destination; the buckets, keys, log groups and detection
-    /// services the file lists must stay as they are.
+    /// settings, selectors and destination; the buckets, keys, log groups, alarms, alert
+    /// topics and detection services the file lists must stay as they are.
     ///
     /// Capture from a healthy estate: whatever is read is declared good. The file is written
     /// only when every target was read (see --allow-gaps). Exit status: 0 written, 2 not.
