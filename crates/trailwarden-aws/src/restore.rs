@@ -8,7 +8,7 @@ use aws_sdk_s3::types as s3t;
 use trailwarden_model::target::Gap;
 use trailwarden_posture::plan::{Action, Step};
 use trailwarden_posture::snapshot::{
-    BucketSnapshot, EventSelectors, LifecycleRule, LogGroupSnapshot, MetricAlarm,
+    BucketSnapshot, ConfigRecorder, EventSelectors, LifecycleRule, LogGroupSnapshot, MetricAlarm,
     NotificationTarget, PublicAccessBlock, TopicSnapshot, TrailSnapshot,
 };
 
@@ -229,6 +229,12 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
                     .activate(false)
                     .send()
             );
+        }
+        Action::PutConfigRecorder { region, recorder } => {
+            put_config_recorder(account, region, recorder).await?
+        }
+        Action::PutDeliveryChannel { region, recorder } => {
+            put_delivery_channel(account, region, recorder).await?
         }
         Action::StartConfigRecorder { region, name } => {
             call!(
@@ -570,6 +576,75 @@ fn build_gap(account: &Account, region: &str, op: &str, e: impl std::fmt::Displa
         code: None,
         message: format!("the baseline's value cannot be sent: {e}"),
     }
+}
+
+/// PutConfigurationRecorder replaces the recorder: the baseline's role and recording group.
+async fn put_config_recorder(account: &Account, region: &str, r: &ConfigRecorder) -> Result<()> {
+    use aws_sdk_config::types::{
+        ConfigurationRecorder, RecordingGroup, RecordingStrategy, RecordingStrategyType,
+        ResourceType,
+    };
+    let strategy = if r.all_supported {
+        RecordingStrategyType::AllSupportedResourceTypes
+    } else {
+        RecordingStrategyType::InclusionByResourceTypes
+    };
+    let group = RecordingGroup::builder()
+        .all_supported(r.all_supported)
+        .include_global_resource_types(r.include_global_resource_types.unwrap_or(r.all_supported))
+        .set_resource_types((!r.all_supported).then(|| {
+            r.resource_types
+                .iter()
+                .map(|t| ResourceType::from(t.as_str()))
+                .collect()
+        }))
+        .recording_strategy(RecordingStrategy::builder().use_only(strategy).build())
+        .build();
+    let recorder = ConfigurationRecorder::builder()
+        .name(&r.name)
+        .set_role_arn(r.role_arn.clone())
+        .recording_group(group)
+        .build();
+    call!(
+        account,
+        region,
+        "config:PutConfigurationRecorder",
+        account
+            .clients
+            .config(region)
+            .put_configuration_recorder()
+            .configuration_recorder(recorder)
+            .send()
+    );
+    Ok(())
+}
+
+async fn put_delivery_channel(account: &Account, region: &str, r: &ConfigRecorder) -> Result<()> {
+    let Some(d) = &r.delivery else {
+        return Ok(());
+    };
+    let channel = aws_sdk_config::types::DeliveryChannel::builder()
+        .set_name(
+            r.delivery_channel
+                .clone()
+                .or_else(|| Some("default".into())),
+        )
+        .s3_bucket_name(&d.bucket)
+        .set_s3_key_prefix(d.prefix.clone())
+        .set_sns_topic_arn(d.sns_topic.clone())
+        .build();
+    call!(
+        account,
+        region,
+        "config:PutDeliveryChannel",
+        account
+            .clients
+            .config(region)
+            .put_delivery_channel()
+            .delivery_channel(channel)
+            .send()
+    );
+    Ok(())
 }
 
 async fn put_topic_policy(account: &Account, t: &TopicSnapshot) -> Result<()> {

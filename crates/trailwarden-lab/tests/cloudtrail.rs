@@ -337,6 +337,9 @@ fn signature(technique: &str) -> &'static str {
         "delete-guardduty" => "DeleteDetector",
         "guardduty-suppression-filter" => "CreateFilter",
         "stop-config" => "StopConfigurationRecorder",
+        "narrow-config-recorder" => "PutConfigurationRecorder",
+        "redirect-config-channel" => "PutDeliveryChannel",
+        "delete-config-recorder" => "DeleteConfigurationRecorder",
         "delete-flow-logs" => "DeleteFlowLogs",
         // Faked in the lab (moto has no IP sets): no API call is made.
         "guardduty-trusted-ip" => "",

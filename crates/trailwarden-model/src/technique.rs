@@ -62,7 +62,7 @@ catalog! {
     "E2", "GuardDuty trusted IP or threat lists", None, "";
     "E3", "GuardDuty auto-archive suppression rule", None, "";
     "E4", "GuardDuty administrator/member link broken", None, "";
-    "E5", "AWS Config off or narrowed", None, "PutDeliveryChannel to another bucket: no rule (indistinguishable from set-up); state";
+    "E5", "AWS Config off or narrowed", None, "PutDeliveryChannel is matched at low level (the record cannot say whether the bucket is the known-good one); the state decides";
     "E6", "Security Hub disabled or its findings suppressed", None, "";
     "E7", "IAM Access Analyzer deleted", None, "";
     "E8", "Macie disabled or its findings suppressed", None, "";
@@ -158,6 +158,9 @@ lab_attacks! {
     "guardduty-suppression-filter", "E3", "CreateFilter Action=ARCHIVE for every finding";
     "delete-guardduty", "E1", "DeleteDetector";
     "stop-config", "E5", "StopConfigurationRecorder";
+    "narrow-config-recorder", "E5", "PutConfigurationRecorder recording EC2 instances only (no global resources)";
+    "redirect-config-channel", "E5", "PutDeliveryChannel to a bucket the attacker controls";
+    "delete-config-recorder", "E5", "DeleteConfigurationRecorder";
     "delete-flow-logs", "F1", "DeleteFlowLogs on the VPC";
 }
 

@@ -81,6 +81,8 @@ checks! {
     CONFIG_RECORDER_DELETED = "detection-config-recorder-deleted", High, "E5", "AWS Config recorder deleted";
     CONFIG_RECORDER_STOPPED = "detection-config-recorder-stopped", High, "E5", "AWS Config recorder stopped";
     CONFIG_CHANNEL_DELETED = "detection-config-delivery-channel-deleted", High, "E5", "AWS Config delivery channel deleted";
+    CONFIG_RECORDER_NARROWED = "detection-config-recorder-narrowed", High, "E5", "AWS Config recorder records fewer resource types";
+    CONFIG_CHANNEL_REDIRECTED = "detection-config-delivery-channel-redirected", High, "E5", "AWS Config delivers to another bucket, prefix or topic";
     FLOW_LOGS_DELETED = "sources-vpc-flow-logs-deleted", Medium, "F1", "VPC flow logs deleted";
 }
 
@@ -1041,6 +1043,36 @@ fn service_checks(r: &mut Report, baseline: &AccountSnapshot, read: &BTreeSet<&s
                             w.delivery_channel.clone(),
                             Some(json!(w.delivery_channel)),
                             None,
+                            true,
+                        );
+                    } else if let (Some(wd), true) = (&w.delivery, h.delivery_channel.is_some())
+                        && h.delivery.as_ref() != Some(wd)
+                    {
+                        r.add(
+                            CONFIG_CHANNEL_REDIRECTED,
+                            region,
+                            &arn,
+                            Some(format!(
+                                "{} delivers to s3://{}",
+                                w.name,
+                                h.delivery
+                                    .as_ref()
+                                    .map_or("(nothing)", |d| d.bucket.as_str())
+                            )),
+                            serde_json::to_value(wd).ok(),
+                            serde_json::to_value(&h.delivery).ok(),
+                            true,
+                        );
+                    }
+                    let lost = h.narrower_than(w);
+                    if !lost.is_empty() {
+                        r.add(
+                            CONFIG_RECORDER_NARROWED,
+                            region,
+                            &arn,
+                            Some(format!("{} no longer records {}", w.name, lost.join(", "))),
+                            Some(json!({"all_supported": w.all_supported, "include_global_resource_types": w.include_global_resource_types, "resource_types": w.resource_types})),
+                            Some(json!({"all_supported": h.all_supported, "include_global_resource_types": h.include_global_resource_types, "resource_types": h.resource_types})),
                             true,
                         );
                     }

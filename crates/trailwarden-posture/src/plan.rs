@@ -6,8 +6,8 @@
 //! member) as an escalation naming the account that must act.
 
 use crate::snapshot::{
-    AccountSnapshot, BucketSnapshot, EventSelectors, FlowLog, KeySnapshot, LogGroupSnapshot,
-    MetricAlarm, TopicSnapshot, TrailSnapshot,
+    AccountSnapshot, BucketSnapshot, ConfigRecorder, EventSelectors, FlowLog, KeySnapshot,
+    LogGroupSnapshot, MetricAlarm, TopicSnapshot, TrailSnapshot,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -129,6 +129,16 @@ pub enum Action {
         detector_id: String,
         ip_set_id: String,
     },
+    /// Put the recorder back with the baseline's role and recording group.
+    PutConfigRecorder {
+        region: String,
+        recorder: ConfigRecorder,
+    },
+    /// Point the delivery channel back at the baseline's bucket, prefix and topic.
+    PutDeliveryChannel {
+        region: String,
+        recorder: ConfigRecorder,
+    },
     StartConfigRecorder {
         region: String,
         name: String,
@@ -193,6 +203,8 @@ impl Action {
             Self::CreateDetector { .. } => &["guardduty:CreateDetector"],
             Self::DeleteDetectorFilter { .. } => &["guardduty:DeleteFilter"],
             Self::DeactivateIpSet { .. } => &["guardduty:UpdateIPSet"],
+            Self::PutConfigRecorder { .. } => &["config:PutConfigurationRecorder", "iam:PassRole"],
+            Self::PutDeliveryChannel { .. } => &["config:PutDeliveryChannel"],
             Self::StartConfigRecorder { .. } => &["config:StartConfigurationRecorder"],
             Self::CreateFlowLogs { .. } => &["ec2:CreateFlowLogs", "iam:PassRole"],
         }
@@ -674,7 +686,65 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                 "arn:aws:config:{region}:{}:configuration-recorder/{}",
                 baseline.account, c.name
             );
-            if has(&rules_for(&arn), "detection-config-recorder-stopped") {
+            let fs = rules_for(&arn);
+            let deleted = has(&fs, "detection-config-recorder-deleted");
+            let recorder = ids(
+                &fs,
+                &[
+                    "detection-config-recorder-deleted",
+                    "detection-config-recorder-narrowed",
+                ],
+            );
+            // Re-creating or widening the recorder passes its role: without it, a human acts.
+            let role_known = c.role_arn.is_some();
+            if !recorder.is_empty() && role_known {
+                push(
+                    region,
+                    &arn,
+                    Action::PutConfigRecorder {
+                        region: region.clone(),
+                        recorder: c.clone(),
+                    },
+                    recorder,
+                );
+            } else if !recorder.is_empty() {
+                for f in fs.iter().filter(|f| recorder.contains(&f.rule_id.as_str())) {
+                    p.escalations.push(Escalation {
+                        finding: (*f).clone(),
+                        reason: CONFIG_ROLE_UNKNOWN.to_owned(),
+                    });
+                }
+            }
+            // A re-created recorder needs its channel (AWS starts none without one).
+            let mut channel = ids(
+                &fs,
+                &[
+                    "detection-config-delivery-channel-deleted",
+                    "detection-config-delivery-channel-redirected",
+                ],
+            );
+            if deleted && role_known {
+                channel.push("detection-config-recorder-deleted");
+            }
+            if !channel.is_empty() && c.delivery.is_some() {
+                push(
+                    region,
+                    &arn,
+                    Action::PutDeliveryChannel {
+                        region: region.clone(),
+                        recorder: c.clone(),
+                    },
+                    channel,
+                );
+            }
+            let start = if has(&fs, "detection-config-recorder-stopped") {
+                vec!["detection-config-recorder-stopped"]
+            } else if deleted && role_known && c.recording && c.delivery.is_some() {
+                vec!["detection-config-recorder-deleted"]
+            } else {
+                vec![]
+            };
+            if !start.is_empty() {
                 push(
                     region,
                     &arn,
@@ -682,7 +752,7 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                         region: region.clone(),
                         name: c.name.clone(),
                     },
-                    vec!["detection-config-recorder-stopped"],
+                    start,
                 );
             }
         }
@@ -735,6 +805,9 @@ fn intern(id: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
+/// Why a Config recorder is not re-created or widened from a baseline without its role.
+const CONFIG_ROLE_UNKNOWN: &str = "the baseline does not name the recorder's IAM role (captured before trailwarden kept it): re-capture the baseline, or restore the recorder with your Config setup";
+
 /// The reason given for a finding that neither a restore nor a known escalation answers.
 const NO_RESTORE: &str = "no automatic restore for this finding";
 
@@ -763,9 +836,6 @@ fn escalation_reason(rule: &str) -> Option<&'static str> {
         "trail-tags-changed" => "tags are informational: restore them by hand if they matter",
         "bucket-owner-changed" => {
             "another account owns a bucket of this name now: its contents are not your logs; point the trail at a bucket you own (re-capture the baseline) and investigate who created it"
-        }
-        "detection-config-recorder-deleted" | "detection-config-delivery-channel-deleted" => {
-            "re-creating a Config recorder needs its IAM role: restore it with your Config setup"
         }
         _ => return None,
     })
@@ -825,6 +895,14 @@ pub fn remedy(check: &str) -> Remedy {
         "detection-guardduty-trusted-ip-set-added" => &["guardduty:UpdateIPSet"],
         "detection-guardduty-suppression-filter-added" => &["guardduty:DeleteFilter"],
         "detection-config-recorder-stopped" => &["config:StartConfigurationRecorder"],
+        "detection-config-recorder-deleted" => &[
+            "config:PutConfigurationRecorder",
+            "config:PutDeliveryChannel",
+            "config:StartConfigurationRecorder",
+        ],
+        "detection-config-recorder-narrowed" => &["config:PutConfigurationRecorder"],
+        "detection-config-delivery-channel-deleted"
+        | "detection-config-delivery-channel-redirected" => &["config:PutDeliveryChannel"],
         "sources-vpc-flow-logs-deleted" => &["ec2:CreateFlowLogs"],
         _ => &[],
     };
@@ -867,6 +945,8 @@ pub const ALL_IAM_ACTIONS: &[&str] = &[
     "guardduty:DeleteFilter",
     "guardduty:UpdateIPSet",
     "config:StartConfigurationRecorder",
+    "config:PutConfigurationRecorder",
+    "config:PutDeliveryChannel",
     "ec2:CreateFlowLogs",
 ];
 
@@ -1089,6 +1169,117 @@ mod tests {
         assert!(audit_account(&baseline, &observed, &crate::Settings::default()).is_empty());
     }
 
+    fn config_recorder() -> ConfigRecorder {
+        ConfigRecorder {
+            name: "default".into(),
+            recording: true,
+            all_supported: true,
+            delivery_channel: Some("default".into()),
+            role_arn: Some("arn:aws:iam::111111111111:role/aws-config".into()),
+            include_global_resource_types: Some(true),
+            resource_types: vec![],
+            delivery: Some(crate::snapshot::ConfigDelivery {
+                bucket: "config-history".into(),
+                prefix: None,
+                sns_topic: None,
+            }),
+        }
+    }
+
+    fn with_recorder(recorder: Option<ConfigRecorder>) -> AccountSnapshot {
+        let mut a = account(vec![trail(false)]);
+        a.services.insert(
+            "us-east-1".into(),
+            crate::snapshot::RegionServices {
+                config_recorder: recorder,
+                ..Default::default()
+            },
+        );
+        a
+    }
+
+    #[test]
+    fn a_narrowed_redirected_or_deleted_config_recorder_is_put_back_from_the_baseline() {
+        let want = config_recorder();
+        let baseline = with_recorder(Some(want.clone()));
+        let narrowed = ConfigRecorder {
+            all_supported: false,
+            include_global_resource_types: Some(false),
+            resource_types: vec!["AWS::EC2::Instance".into()],
+            ..want.clone()
+        };
+        let redirected = ConfigRecorder {
+            delivery: Some(crate::snapshot::ConfigDelivery {
+                bucket: "exfil".into(),
+                prefix: None,
+                sns_topic: None,
+            }),
+            ..want.clone()
+        };
+        // (what, the recorder observed, the findings, the restore's calls)
+        type Case<'a> = (
+            &'a str,
+            Option<ConfigRecorder>,
+            &'a [&'a str],
+            &'a [&'a str],
+        );
+        let cases: [Case; 3] = [
+            (
+                "narrowed",
+                Some(narrowed),
+                &["detection-config-recorder-narrowed"],
+                &["config:PutConfigurationRecorder"],
+            ),
+            (
+                "redirected",
+                Some(redirected),
+                &["detection-config-delivery-channel-redirected"],
+                &["config:PutDeliveryChannel"],
+            ),
+            (
+                "deleted",
+                None,
+                &["detection-config-recorder-deleted"],
+                &[
+                    "config:PutConfigurationRecorder",
+                    "config:PutDeliveryChannel",
+                    "config:StartConfigurationRecorder",
+                ],
+            ),
+        ];
+        for (what, observed, findings_wanted, calls_wanted) in cases {
+            let observed = with_recorder(observed);
+            let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+            let ids: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+            assert_eq!(ids, findings_wanted, "{what}");
+            let p = plan(&baseline, &observed, &findings);
+            assert!(p.escalations.is_empty(), "{what}: {:?}", p.escalations);
+            let calls: Vec<&str> = p.steps.iter().map(|s| s.action.name()).collect();
+            assert_eq!(calls, calls_wanted, "{what}");
+        }
+        // Wider than the baseline is not tampering.
+        let findings = audit_account(
+            &with_recorder(Some(ConfigRecorder {
+                all_supported: false,
+                resource_types: vec!["AWS::EC2::Instance".into()],
+                ..want.clone()
+            })),
+            &baseline,
+            &crate::Settings::default(),
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+        // A baseline without the recorder's role escalates instead of guessing one.
+        let old = with_recorder(Some(ConfigRecorder {
+            role_arn: None,
+            ..want
+        }));
+        let findings = audit_account(&old, &with_recorder(None), &crate::Settings::default());
+        let p = plan(&old, &with_recorder(None), &findings);
+        assert!(p.steps.is_empty(), "{:?}", p.steps);
+        assert_eq!(p.escalations.len(), 1);
+        assert!(p.escalations[0].reason.contains("role"));
+    }
+
     #[test]
     fn an_organization_trail_is_escalated_to_its_owner_not_touched() {
         let baseline = account(vec![trail(true)]);
@@ -1263,6 +1454,14 @@ mod tests {
                 region: r.clone(),
                 detector_id: s.clone(),
                 ip_set_id: s.clone(),
+            },
+            Action::PutConfigRecorder {
+                region: r.clone(),
+                recorder: config_recorder(),
+            },
+            Action::PutDeliveryChannel {
+                region: r.clone(),
+                recorder: config_recorder(),
             },
             Action::StartConfigRecorder {
                 region: r.clone(),

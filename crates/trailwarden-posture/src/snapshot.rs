@@ -428,6 +428,53 @@ pub struct ConfigRecorder {
     pub recording: bool,
     pub all_supported: bool,
     pub delivery_channel: Option<String>,
+    /// The role Config records with: PutConfigurationRecorder needs it to re-create or widen
+    /// the recorder (`None` in a baseline captured before trailwarden kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Whether IAM and other global resources are recorded (`None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_global_resource_types: Option<bool>,
+    /// The resource types recorded when not all supported types are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_types: Vec<String>,
+    /// Where the delivery channel writes configuration history and snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<ConfigDelivery>,
+}
+
+/// A delivery channel's destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDelivery {
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns_topic: Option<String>,
+}
+
+impl ConfigRecorder {
+    /// What the recorder records less than `want` does (empty: nothing less).
+    pub fn narrower_than(&self, want: &ConfigRecorder) -> Vec<String> {
+        let mut lost = Vec::new();
+        if want.all_supported && !self.all_supported {
+            lost.push("all supported resource types".to_owned());
+        }
+        if want.include_global_resource_types == Some(true)
+            && self.include_global_resource_types == Some(false)
+        {
+            lost.push("global resource types (IAM)".to_owned());
+        }
+        if !want.all_supported && !self.all_supported {
+            lost.extend(
+                want.resource_types
+                    .iter()
+                    .filter(|t| !self.resource_types.contains(t))
+                    .cloned(),
+            );
+        }
+        lost
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
