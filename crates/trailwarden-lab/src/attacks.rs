@@ -489,6 +489,16 @@ pub async fn perform(
                     .send()
             );
         }
+        "insights-off" => {
+            call!(
+                a,
+                "PutInsightSelectors",
+                ct.put_insight_selectors()
+                    .trail_name(TRAIL)
+                    .set_insight_selectors(Some(Vec::new()))
+                    .send()
+            );
+        }
         "trail-sns-off" => {
             call!(
                 a,

@@ -67,6 +67,7 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "exclude-management-events" | "read-only-management" | "advanced-selectors-data-only" => {
             &["trail-management-events-excluded"]
         }
+        "insights-off" => &["trail-insights-changed"],
         "unexpected-trail" => &["trail-unexpected"],
         "delete-bucket" => &["bucket-deleted"],
         "bucket-policy-deny" => &["bucket-policy-blocks-cloudtrail", "bucket-policy-changed"],

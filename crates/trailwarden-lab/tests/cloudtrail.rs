@@ -315,6 +315,7 @@ fn signature(technique: &str) -> &'static str {
         "exclude-management-events" | "read-only-management" | "advanced-selectors-data-only" => {
             "PutEventSelectors"
         }
+        "insights-off" => "PutInsightSelectors",
         "unexpected-trail" => "CreateTrail",
         "delete-bucket" => "DeleteBucket",
         "bucket-policy-deny" => "PutBucketPolicy",

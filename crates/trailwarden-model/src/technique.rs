@@ -135,6 +135,7 @@ lab_attacks! {
     "exclude-management-events", "A11", "PutEventSelectors: no management events, read-only S3 data events";
     "read-only-management", "A11", "PutEventSelectors: management events ReadOnly";
     "advanced-selectors-data-only", "A12", "PutEventSelectors: advanced selectors for S3 data events only (no Management selector)";
+    "insights-off", "A13", "PutInsightSelectors with an empty list (Insights off)";
     "unexpected-trail", "A15", "CreateTrail delivering to an attacker bucket";
     "delete-bucket", "B1", "DeleteBucket on the log bucket";
     "bucket-policy-deny", "B2", "PutBucketPolicy denying CloudTrail";

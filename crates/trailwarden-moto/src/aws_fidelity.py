@@ -12,6 +12,8 @@
 # 3. PutEventSelectors with basic EventSelectors keeps a trail's advanced selectors in moto;
 #    AWS overwrites them ("you can use either ... but not both"), so restoring the baseline's
 #    basic selectors removes an attacker's advanced ones.
+#    PutInsightSelectors likewise: moto adds to a trail's Insights selectors, AWS replaces them
+#    (an attacker's empty list turns Insights off).
 # 3b. SnsTopicName given as an ARN (below),
 #
 # and what moto lacks: DisableAlarmActions / EnableAlarmActions (4) and
@@ -81,6 +83,17 @@ patched(
     module=cloudtrail_models,
 )
 
+patched(
+    cloudtrail_models.Trail,
+    "put_insight_selectors",
+    [
+        (
+            "self.insight_selectors.extend(insight_selectors)",
+            "self.insight_selectors = list(insight_selectors)",
+        )
+    ],
+    module=cloudtrail_models,
+)
 
 # 3b. A trail's SnsTopicName may be the topic's ARN (AWS: "the name or ARN"); moto builds
 #     the ARN from whatever it is given, so a trail re-pointed by ARN named a topic that does
