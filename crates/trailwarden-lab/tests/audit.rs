@@ -74,6 +74,7 @@ fn expected(technique: &str) -> BTreeSet<&'static str> {
         "lifecycle-expiration" => &["bucket-lifecycle-expires-logs"],
         "bucket-notification" => &["bucket-notification-added"],
         "suspend-versioning" => &["bucket-versioning-suspended"],
+        "bucket-acl-grant" => &["bucket-acl-changed"],
         "bucket-encryption-attacker-key" => &["bucket-encryption-changed"],
         "access-logging-off" => &["bucket-access-logging-changed"],
         "disable-key" => &["kms-key-disabled"],

@@ -322,6 +322,7 @@ fn signature(technique: &str) -> &'static str {
         "lifecycle-expiration" => "PutBucketLifecycle",
         "bucket-notification" => "PutBucketNotification",
         "suspend-versioning" => "PutBucketVersioning",
+        "bucket-acl-grant" => "PutBucketAcl",
         "bucket-encryption-attacker-key" => "PutBucketEncryption",
         "access-logging-off" => "PutBucketLogging",
         "disable-key" => "DisableKey",

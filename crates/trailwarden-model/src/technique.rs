@@ -141,6 +141,7 @@ lab_attacks! {
     "bucket-policy-deny", "B2", "PutBucketPolicy denying CloudTrail";
     "lifecycle-expiration", "B3", "PutBucketLifecycleConfiguration expiring logs after 1 day";
     "bucket-notification", "B4", "PutBucketNotificationConfiguration to an attacker Lambda";
+    "bucket-acl-grant", "B6", "PutBucketAcl granting READ on the log bucket to another account";
     "suspend-versioning", "B6", "PutBucketVersioning Suspended";
     "bucket-encryption-attacker-key", "B7", "PutBucketEncryption with a KMS key the attacker created";
     "access-logging-off", "B8", "PutBucketLogging with an empty BucketLoggingStatus on the log bucket";

@@ -723,6 +723,7 @@ fn rest_operation(service: &str, method: &str, path: &str, query: Option<&str>) 
             "logging" => Some("PutBucketLogging"),
             "publicAccessBlock" => Some("PutPublicAccessBlock"),
             "notification" => Some("PutBucketNotificationConfiguration"),
+            "acl" => Some("PutBucketAcl"),
             _ => None,
         },
         ("s3", "PUT", [_bucket], None) => Some("CreateBucket"),

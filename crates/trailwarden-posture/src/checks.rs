@@ -56,6 +56,7 @@ checks! {
     BUCKET_VERSIONING_SUSPENDED = "bucket-versioning-suspended", Medium, "B6", "Log bucket versioning suspended";
     BUCKET_ENCRYPTION_CHANGED = "bucket-encryption-changed", High, "B7", "Log bucket default encryption removed or switched to another key";
     BUCKET_ACCESS_LOGGING_CHANGED = "bucket-access-logging-changed", Medium, "B8", "Log bucket server access logging turned off or redirected";
+    BUCKET_ACL_CHANGED = "bucket-acl-changed", High, "B6", "Log bucket ACL grants added or removed";
     BUCKET_MFA_DELETE_OFF = "bucket-mfa-delete-off", Medium, "B6", "Log bucket MFA delete turned off";
     BUCKET_PUBLIC_ACCESS_WEAKENED = "bucket-public-access-block-weakened", High, "B6", "Log bucket public access block weakened";
     BUCKET_OBJECT_LOCK_WEAKENED = "bucket-object-lock-weakened", High, "B5", "Log bucket Object Lock default retention weakened";
@@ -552,6 +553,37 @@ fn bucket_checks(r: &mut Report, baseline: &AccountSnapshot) {
                 Some(want.name.clone()),
                 Some(json!(expected)),
                 Some(json!(have.access_logging)),
+                true,
+            );
+        }
+        if let (Some(w), Some(h)) = (&want.acl, &have.acl)
+            && w.grants != h.grants
+        {
+            let show = |g: &crate::snapshot::AclGrant| format!("{} {}", g.permission, g.grantee);
+            let added: Vec<String> = h
+                .grants
+                .iter()
+                .filter(|g| !w.grants.contains(g))
+                .map(show)
+                .collect();
+            let removed: Vec<String> = w
+                .grants
+                .iter()
+                .filter(|g| !h.grants.contains(g))
+                .map(show)
+                .collect();
+            r.add(
+                BUCKET_ACL_CHANGED,
+                &region,
+                &arn,
+                Some(format!(
+                    "{}: added [{}], removed [{}]",
+                    want.name,
+                    added.join(", "),
+                    removed.join(", ")
+                )),
+                Some(json!(w.grants)),
+                Some(json!(h.grants)),
                 true,
             );
         }

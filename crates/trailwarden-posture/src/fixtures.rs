@@ -64,5 +64,6 @@ pub fn bucket() -> BucketSnapshot {
             bucket_key: false,
         }),
         access_logging: None,
+        acl: None,
     }
 }

@@ -51,6 +51,12 @@ pub enum Action {
         region: String,
         block: crate::snapshot::PublicAccessBlock,
     },
+    /// Put back exactly the baseline's ACL (dropping injected grants).
+    RestoreAcl {
+        bucket: String,
+        region: String,
+        acl: crate::snapshot::BucketAcl,
+    },
     /// Put back exactly the baseline's notification targets (dropping injected ones).
     RestoreNotifications {
         bucket: String,
@@ -161,6 +167,7 @@ impl Action {
                 "s3:PutLifecycleConfiguration",
                 "s3:PutEncryptionConfiguration",
                 "s3:PutBucketLogging",
+                "s3:PutBucketAcl",
             ],
             Self::PutBucketPolicy { .. } => &["s3:PutBucketPolicy"],
             Self::RestoreLifecycle { .. } => &["s3:PutLifecycleConfiguration"],
@@ -168,6 +175,7 @@ impl Action {
             Self::RestoreEncryption { .. } => &["s3:PutEncryptionConfiguration"],
             Self::RestoreAccessLogging { .. } => &["s3:PutBucketLogging"],
             Self::RestorePublicAccessBlock { .. } => &["s3:PutBucketPublicAccessBlock"],
+            Self::RestoreAcl { .. } => &["s3:PutBucketAcl"],
             Self::RestoreNotifications { .. } => &["s3:PutBucketNotification"],
             Self::CancelKeyDeletion { .. } => &["kms:CancelKeyDeletion"],
             Self::EnableKey { .. } => &["kms:EnableKey"],
@@ -226,6 +234,7 @@ impl Action {
             | Self::RestoreEncryption { .. }
             | Self::RestoreAccessLogging { .. }
             | Self::RestorePublicAccessBlock { .. }
+            | Self::RestoreAcl { .. }
             | Self::RestoreNotifications { .. } => 1,
             Self::CancelKeyDeletion { .. } => 2,
             Self::EnableKey { .. } | Self::PutKeyPolicy { .. } => 3,
@@ -395,6 +404,18 @@ pub fn plan(baseline: &AccountSnapshot, observed: &AccountSnapshot, findings: &[
                     block,
                 },
                 vec!["bucket-public-access-block-weakened"],
+            );
+        }
+        if let (true, Some(acl)) = (has(&fs, "bucket-acl-changed"), &b.acl) {
+            push(
+                &region,
+                &arn,
+                Action::RestoreAcl {
+                    bucket: b.name.clone(),
+                    region: region.clone(),
+                    acl: acl.clone(),
+                },
+                vec!["bucket-acl-changed"],
             );
         }
         if has(&fs, "bucket-notification-added") {
@@ -878,6 +899,7 @@ pub fn remedy(check: &str) -> Remedy {
         "bucket-access-logging-changed" => &["s3:PutBucketLogging"],
         "bucket-public-access-block-weakened" => &["s3:PutBucketPublicAccessBlock"],
         "bucket-notification-added" => &["s3:PutBucketNotification"],
+        "bucket-acl-changed" => &["s3:PutBucketAcl"],
         "kms-key-disabled" => &["kms:EnableKey"],
         "kms-key-pending-deletion" => &["kms:CancelKeyDeletion", "kms:EnableKey"],
         "kms-key-policy-changed" => &["kms:PutKeyPolicy"],
@@ -923,6 +945,7 @@ pub const ALL_IAM_ACTIONS: &[&str] = &[
     "s3:PutBucketNotification",
     "s3:PutEncryptionConfiguration",
     "s3:PutBucketLogging",
+    "s3:PutBucketAcl",
     "kms:CancelKeyDeletion",
     "kms:EnableKey",
     "kms:PutKeyPolicy",
@@ -1035,6 +1058,53 @@ mod tests {
         // Turning logging on where the baseline had none is not tampering.
         let findings = audit_account(&observed, &baseline, &crate::Settings::default());
         assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn a_grant_added_to_the_log_bucket_acl_is_taken_away_by_putting_the_baseline_acl_back() {
+        let owner = crate::snapshot::AclGrant {
+            grantee: "id=owner".into(),
+            permission: "FULL_CONTROL".into(),
+        };
+        let acl = crate::snapshot::BucketAcl {
+            owner: "owner".into(),
+            grants: vec![owner.clone()],
+        };
+        let mut baseline = account(vec![trail(false)]);
+        baseline.buckets.push(BucketSnapshot {
+            acl: Some(acl.clone()),
+            ..bucket()
+        });
+        let mut observed = baseline.clone();
+        let everyone = crate::snapshot::AclGrant {
+            grantee: "uri=http://acs.amazonaws.com/groups/global/AllUsers".into(),
+            permission: "READ".into(),
+        };
+        observed.buckets[0].acl = Some(crate::snapshot::BucketAcl {
+            grants: vec![owner, everyone],
+            ..acl.clone()
+        });
+        let findings = audit_account(&baseline, &observed, &crate::Settings::default());
+        let ids: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+        assert_eq!(ids, ["bucket-acl-changed"]);
+        assert!(
+            findings[0].title.contains("AllUsers"),
+            "{}",
+            findings[0].title
+        );
+        let p = plan(&baseline, &observed, &findings);
+        let actions: Vec<&Action> = p.steps.iter().map(|s| &s.action).collect();
+        assert_eq!(
+            actions,
+            [&Action::RestoreAcl {
+                bucket: "logs".into(),
+                region: "us-east-1".into(),
+                acl,
+            }]
+        );
+        // An ACL never read (an older baseline) is not compared.
+        observed.buckets[0].acl = None;
+        assert!(audit_account(&baseline, &observed, &crate::Settings::default()).is_empty());
     }
 
     fn alarm_path() -> (AccountSnapshot, MetricAlarm, TopicSnapshot) {
@@ -1411,6 +1481,14 @@ mod tests {
                 bucket: s.clone(),
                 region: r.clone(),
                 targets: vec![],
+            },
+            Action::RestoreAcl {
+                bucket: s.clone(),
+                region: r.clone(),
+                acl: crate::snapshot::BucketAcl {
+                    owner: s.clone(),
+                    grants: vec![],
+                },
             },
             Action::CancelKeyDeletion { key: k.clone() },
             Action::EnableKey { key: k.clone() },

@@ -178,6 +178,28 @@ pub struct BucketSnapshot {
     /// files when data events are off); `None`: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logging: Option<AccessLogging>,
+    /// The bucket's ACL; `None`: not read (a baseline captured before trailwarden read it:
+    /// nothing is compared then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<BucketAcl>,
+}
+
+/// A bucket's access control list (GetBucketAcl): its owner and grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketAcl {
+    /// The owner's canonical user id (PutBucketAcl needs it back).
+    pub owner: String,
+    /// Sorted.
+    #[serde(default)]
+    pub grants: Vec<AclGrant>,
+}
+
+/// One grant: `id=<canonical user>`, `uri=<group>` or `email=<address>`, and the permission
+/// (`FULL_CONTROL`, `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclGrant {
+    pub grantee: String,
+    pub permission: String,
 }
 
 /// A bucket's server access logging target (GetBucketLogging's `LoggingEnabled`).

@@ -148,7 +148,7 @@ pub enum Command {
     /// Reads the real configuration (it does not trust CloudTrail, so it sees what happened
     /// after logging was stopped): trails, their status, event and Insights selectors and tags;
     /// the log buckets (policy, lifecycle, versioning, MFA delete, public access block,
-    /// notifications, replication, default encryption, server access logging); the KMS keys;
+    /// notifications, replication, ACL, default encryption, server access logging); the KMS keys;
     /// the CloudWatch Logs groups, the alarms on their metric filters' metrics and the SNS
     /// topics those alarms and the trails notify (policy, subscribers); GuardDuty, AWS Config
     /// and VPC flow logs in every region.
