@@ -632,11 +632,7 @@ async fn put_delivery_channel(account: &Account, region: &str, r: &ConfigRecorde
         return Ok(());
     };
     let channel = aws_sdk_config::types::DeliveryChannel::builder()
-        .set_name(
-            r.delivery_channel
-                .clone()
-                .or_else(|| Some("default".into())),
-        )
+        .name(r.delivery_channel.as_deref().unwrap_or("default"))
         .s3_bucket_name(&d.bucket)
         .set_s3_key_prefix(d.prefix.clone())
         .set_sns_topic_arn(d.sns_topic.clone())

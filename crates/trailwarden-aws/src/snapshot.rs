@@ -1115,11 +1115,32 @@ fn log_group_name(arn: &str) -> Option<(&str, &str)> {
     Some((trailwarden_model::target::region_of_arn(arn)?, name))
 }
 
+/// The log group, then the alarms on its metrics and on the baseline's (alarms outlive their
+/// log group and filters); an alarm read that fails is a gap of its own, not of the group.
 async fn read_log_group(
     account: &Account,
     arn: &str,
     also: &AlarmPath,
 ) -> Result<(LogGroupSnapshot, Option<Gap>)> {
+    let mut group = read_log_group_itself(account, arn).await?;
+    let metrics: BTreeSet<(String, String)> = group
+        .metrics()
+        .into_iter()
+        .chain(also.metrics.iter().cloned())
+        .collect();
+    match read_alarms(account, &group.region, &metrics, &also.names).await {
+        Ok(alarms) => {
+            group.alarms = Some(alarms);
+            Ok((group, None))
+        }
+        Err(g) => {
+            let message = format!("log group {}: {}", group.name, g.message);
+            Ok((group, Some(Gap { message, ..g })))
+        }
+    }
+}
+
+async fn read_log_group_itself(account: &Account, arn: &str) -> Result<LogGroupSnapshot> {
     let Some((region, name)) = log_group_name(arn) else {
         return Err(Gap {
             account: account.id.clone(),
@@ -1146,7 +1167,7 @@ async fn read_log_group(
         .iter()
         .find(|g| g.log_group_name() == Some(name))
     else {
-        let mut group = LogGroupSnapshot {
+        return Ok(LogGroupSnapshot {
             arn: arn.to_owned(),
             name: name.to_owned(),
             region: region.to_owned(),
@@ -1155,12 +1176,7 @@ async fn read_log_group(
             subscription_filters: Vec::new(),
             metric_filters: Vec::new(),
             alarms: None,
-        };
-        // The alarms outlive their log group: read them by the baseline's metrics and names.
-        let alarms = read_alarms(account, region, &also.metrics, &also.names).await;
-        let gap = alarms.as_ref().err().cloned();
-        group.alarms = alarms.ok();
-        return Ok((group, gap.map(group_gap)));
+        });
     };
     let subs = logs
         .describe_subscription_filters()
@@ -1197,7 +1213,7 @@ async fn read_log_group(
         })
         .collect();
     metric_filters.sort();
-    let mut group = LogGroupSnapshot {
+    Ok(LogGroupSnapshot {
         arn: arn.to_owned(),
         name: name.to_owned(),
         region: region.to_owned(),
@@ -1206,16 +1222,7 @@ async fn read_log_group(
         subscription_filters,
         metric_filters,
         alarms: None,
-    };
-    let metrics: BTreeSet<(String, String)> = group
-        .metrics()
-        .into_iter()
-        .chain(also.metrics.iter().cloned())
-        .collect();
-    let alarms = read_alarms(account, region, &metrics, &also.names).await;
-    let gap = alarms.as_ref().err().cloned();
-    group.alarms = alarms.ok();
-    Ok((group, gap.map(group_gap)))
+    })
 }
 
 /// The metric alarms on `metrics`, and those named `names` (wherever they point now).

@@ -99,7 +99,7 @@ impl Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{BucketSnapshot, ConfigRecorder, Detector, RegionServices};
+    use crate::snapshot::{BucketSnapshot, Detector, RegionServices};
 
     fn sample() -> Baseline {
         let mut account = AccountSnapshot::new("111111111111".parse().unwrap());
@@ -120,20 +120,7 @@ mod tests {
                     filters: Some(vec![]),
                     ip_sets: Some(vec![]),
                 }),
-                config_recorder: Some(ConfigRecorder {
-                    name: "default".into(),
-                    recording: true,
-                    all_supported: true,
-                    delivery_channel: Some("default".into()),
-                    role_arn: Some("arn:aws:iam::111111111111:role/aws-config".into()),
-                    include_global_resource_types: Some(true),
-                    resource_types: vec![],
-                    delivery: Some(crate::snapshot::ConfigDelivery {
-                        bucket: "config-history".into(),
-                        prefix: None,
-                        sns_topic: None,
-                    }),
-                }),
+                config_recorder: Some(crate::fixtures::config_recorder()),
                 flow_logs: vec![],
                 unread: vec![],
             },

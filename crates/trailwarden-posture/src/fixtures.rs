@@ -1,6 +1,8 @@
 //! Test fixtures shared by the unit tests of this crate.
 
-use crate::snapshot::{AccountSnapshot, BucketSnapshot, EventSelectors, TrailSnapshot};
+use crate::snapshot::{
+    AccountSnapshot, BucketSnapshot, ConfigDelivery, ConfigRecorder, EventSelectors, TrailSnapshot,
+};
 
 /// A healthy multi-region trail homed in us-east-1, owned by 111111111111 or, when `foreign`,
 /// an organization trail of 999999999999.
@@ -65,5 +67,23 @@ pub fn bucket() -> BucketSnapshot {
         }),
         access_logging: None,
         acl: None,
+    }
+}
+
+/// A recording, all-supported Config recorder with its role and delivery channel.
+pub fn config_recorder() -> ConfigRecorder {
+    ConfigRecorder {
+        name: "default".into(),
+        recording: true,
+        all_supported: true,
+        delivery_channel: Some("default".into()),
+        role_arn: Some("arn:aws:iam::111111111111:role/aws-config".into()),
+        include_global_resource_types: Some(true),
+        resource_types: vec![],
+        delivery: Some(ConfigDelivery {
+            bucket: "config-history".into(),
+            prefix: None,
+            sns_topic: None,
+        }),
     }
 }

@@ -977,7 +977,7 @@ pub const ALL_IAM_ACTIONS: &[&str] = &[
 mod tests {
     use super::*;
     use crate::checks::audit_account;
-    use crate::fixtures::{account, bucket, trail};
+    use crate::fixtures::{account, bucket, config_recorder, trail};
     use crate::snapshot::BucketSnapshot;
 
     #[test]
@@ -1237,23 +1237,6 @@ mod tests {
         let mut observed = baseline.clone();
         observed.topics[0].policy = Some(r#"{"Statement":[{"Action":"SNS:Publish","Principal":{"Service":"cloudwatch.amazonaws.com"},"Effect":"Allow"}]}"#.into());
         assert!(audit_account(&baseline, &observed, &crate::Settings::default()).is_empty());
-    }
-
-    fn config_recorder() -> ConfigRecorder {
-        ConfigRecorder {
-            name: "default".into(),
-            recording: true,
-            all_supported: true,
-            delivery_channel: Some("default".into()),
-            role_arn: Some("arn:aws:iam::111111111111:role/aws-config".into()),
-            include_global_resource_types: Some(true),
-            resource_types: vec![],
-            delivery: Some(crate::snapshot::ConfigDelivery {
-                bucket: "config-history".into(),
-                prefix: None,
-                sns_topic: None,
-            }),
-        }
     }
 
     fn with_recorder(recorder: Option<ConfigRecorder>) -> AccountSnapshot {
