@@ -259,6 +259,10 @@ impl AccountConfig {
         aws_sdk_sqs::Client::new(&self.in_region(region))
     }
 
+    pub fn organizations(&self, region: &str) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::new(&self.in_region(region))
+    }
+
     pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
         aws_sdk_sns::Client::new(&self.in_region(region))
     }

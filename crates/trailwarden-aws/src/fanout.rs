@@ -3,17 +3,25 @@
 
 use crate::client::{AccountConfig, ClientFactory};
 use crate::failure::{GapScope, gap_from_sdk};
+use crate::organization::{self, Membership};
 use futures::StreamExt;
+use serde::Serialize;
 use std::future::Future;
 use trailwarden_model::target::{
-    AccountId, Gap, GapKind, RegionSelection, Target, partition_of_arn, partition_of_region,
+    AccountId, Gap, GapKind, OrganizationScope, RegionSelection, Target, partition_of_arn,
+    partition_of_region,
 };
 
 /// What to visit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// `None`: the caller's own account, with the caller's credentials.
+    /// `None` (and no `organization`): the caller's own account, with the caller's credentials.
     pub accounts: Option<Vec<AccountId>>,
+    /// Accounts found in AWS Organizations with the caller's credentials, visited together
+    /// with `accounts`.
+    pub organization: Option<OrganizationScope>,
+    /// Never visited, whether listed or found in the organization.
+    pub exclude_accounts: Vec<AccountId>,
     /// Role assumed in each of `accounts` (`arn:<partition>:iam::<id>:role/<role_name>`).
     pub role_name: Option<String>,
     pub regions: RegionSelection,
@@ -42,12 +50,29 @@ pub struct Resolution {
     /// happen there (no call succeeds in a disabled region), so they are no gap; reported so
     /// that a typo or a region enabled later does not go unnoticed.
     pub not_enabled: Vec<Gap>,
+    /// What Organizations said, when the selection asked it.
+    pub organization: Option<Membership>,
+    /// Accounts of the selection that were not visited on purpose, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An account left out on purpose: excluded, or not active in the organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub account: AccountId,
+    pub reason: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectionError {
     #[error("--accounts needs --role-name: the role to assume in each account")]
     RoleNameMissing,
+    #[error(
+        "cannot list the organization's accounts: {0}. Run from the management account or a delegated administrator, with organizations:DescribeOrganization, ListAccounts, ListAccountsForParent and ListOrganizationalUnitsForParent"
+    )]
+    Organization(crate::failure::CallError),
+    #[error("no account left to visit: {0}")]
+    NothingSelected(String),
     #[error(
         "could not tell who the caller is (sts:GetCallerIdentity in {region}): {message}. Check the credentials (AWS_PROFILE / --profile, AWS_ACCESS_KEY_ID) and --endpoint-url"
     )]
@@ -94,7 +119,8 @@ pub async fn resolve(
 ) -> Result<Resolution, SelectionError> {
     let home = factory.home_region().to_owned();
     let mut resolution = Resolution::default();
-    let Some(ids) = &selection.accounts else {
+    let listed = listed_accounts(factory, selection, &home, &mut resolution).await?;
+    let Some(ids) = &listed else {
         let clients = factory.caller();
         let (id, arn) = caller_identity(factory).await?;
         match finish_account(id, arn, clients, &home, &selection.regions).await {
@@ -170,6 +196,63 @@ pub async fn resolve(
         (&a.account, &a.region, &a.operation).cmp(&(&b.account, &b.region, &b.operation))
     });
     Ok(resolution)
+}
+
+/// The accounts to assume roles in: those listed, plus those Organizations finds in scope,
+/// minus exclusions and inactive members (each noted in `resolution.skipped`). `None`: the
+/// caller's own account.
+async fn listed_accounts(
+    factory: &ClientFactory,
+    selection: &Selection,
+    home: &str,
+    resolution: &mut Resolution,
+) -> Result<Option<Vec<AccountId>>, SelectionError> {
+    let mut ids: Vec<AccountId> = selection.accounts.clone().unwrap_or_default();
+    if let Some(scope) = &selection.organization {
+        let membership = organization::discover(&factory.caller(), home, scope)
+            .await
+            .map_err(SelectionError::Organization)?;
+        for id in &membership.in_scope {
+            match membership.member(id) {
+                Some(member) if !member.is_active() => resolution.skipped.push(Skipped {
+                    account: id.clone(),
+                    reason: format!(
+                        "{} in the organization: nothing can be read or restored there",
+                        member.state
+                    ),
+                }),
+                _ if ids.contains(id) => {}
+                _ => ids.push(id.clone()),
+            }
+        }
+        resolution.organization = Some(membership);
+    } else if selection.accounts.is_none() {
+        return Ok(None);
+    }
+    ids.retain(|id| {
+        let excluded = selection.exclude_accounts.contains(id);
+        if excluded {
+            resolution.skipped.push(Skipped {
+                account: id.clone(),
+                reason: "excluded (--exclude-accounts)".into(),
+            });
+        }
+        !excluded
+    });
+    resolution.skipped.sort_by(|a, b| a.account.cmp(&b.account));
+    if ids.is_empty() {
+        let why = if resolution.skipped.is_empty() {
+            "the organization scope holds no account".to_owned()
+        } else {
+            format!(
+                "all {} selected account(s) were skipped",
+                resolution.skipped.len()
+            )
+        };
+        return Err(SelectionError::NothingSelected(why));
+    }
+    ids.sort();
+    Ok(Some(ids))
 }
 
 /// Region discovery and selection for an account whose credentials work.

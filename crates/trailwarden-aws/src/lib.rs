@@ -23,6 +23,7 @@ mod failure;
 pub mod fanout;
 pub mod forwarding;
 pub mod log_objects;
+pub mod organization;
 pub mod own_sessions;
 pub mod queue;
 pub mod restore;
@@ -46,6 +47,7 @@ pub mod sdk {
     pub use aws_sdk_eventbridge as eventbridge;
     pub use aws_sdk_guardduty as guardduty;
     pub use aws_sdk_kms as kms;
+    pub use aws_sdk_organizations as organizations;
     pub use aws_sdk_s3 as s3;
     pub use aws_sdk_sqs as sqs;
     pub use aws_sdk_sts as sts;

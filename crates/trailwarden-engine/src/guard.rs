@@ -915,6 +915,7 @@ impl Guard {
             role_name: self.settings.role_name.clone(),
             regions,
             concurrency: self.settings.sweep.concurrency,
+            ..Default::default()
         }
     }
 
@@ -1300,6 +1301,7 @@ logging = true
                 role_name: None,
                 regions: RegionSelection::AllEnabled,
                 concurrency: 1,
+                ..Default::default()
             },
         );
         s.forwarding = forwarding;

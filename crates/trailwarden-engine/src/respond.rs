@@ -158,8 +158,11 @@ pub async fn restore(
     let mut remaining: BTreeMap<AccountId, Vec<Finding>> = BTreeMap::new();
     if !steps.is_empty() {
         let touched: Vec<AccountId> = plans.keys().cloned().collect();
+        // Only the accounts restored are read again (no second organization discovery).
+        let listed = selection.accounts.is_some() || selection.organization.is_some();
         let verify_selection = Selection {
-            accounts: selection.accounts.clone().map(|_| touched),
+            accounts: listed.then_some(touched),
+            organization: None,
             ..selection.clone()
         };
         for attempt in 0..verify_attempts {

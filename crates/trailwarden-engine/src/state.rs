@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use trailwarden_aws::ClientFactory;
-use trailwarden_aws::fanout::{self, Account, Selection, SelectionError};
+use trailwarden_aws::fanout::{self, Account, Selection, SelectionError, Skipped};
 use trailwarden_aws::snapshot::{AlsoRead, Phase, Snapshots, snapshot_accounts};
 use trailwarden_model::clock;
+use trailwarden_model::organization::Membership;
 use trailwarden_model::target::{AccountId, Gap};
+use trailwarden_posture::baseline::OrganizationRecord;
 use trailwarden_posture::{AccountSnapshot, Baseline, Settings, audit_account};
 
 /// How far [`read_state`] got.
@@ -42,6 +44,10 @@ pub struct State {
     /// Named regions not enabled for an account: not read, and no gap (nothing can happen
     /// there).
     pub not_enabled: Vec<Gap>,
+    /// What Organizations said, when the selection asked it.
+    pub organization: Option<Membership>,
+    /// Accounts left out on purpose (excluded, or not active in the organization).
+    pub skipped: Vec<Skipped>,
 }
 
 /// Resolves `selection` (roles, enabled regions) and reads every account's snapshot: the
@@ -80,6 +86,8 @@ pub async fn read_state(
         accounts: resolution.accounts,
         snapshots,
         not_enabled: resolution.not_enabled,
+        organization: resolution.organization,
+        skipped: resolution.skipped,
     })
 }
 
@@ -94,7 +102,13 @@ pub struct Captured {
 
 /// The baseline of `snapshots`, as `trailwarden baseline capture` writes it: delivery health
 /// (an observation) left out, policies pretty-printed so a change reads as a diff in review.
-pub fn capture(snapshots: Vec<AccountSnapshot>, captured_by: &str) -> Captured {
+/// `organization`: when the accounts were found through Organizations, its members are
+/// recorded, so that one leaving later is reported (catalog G1).
+pub fn capture(
+    snapshots: Vec<AccountSnapshot>,
+    organization: Option<&Membership>,
+    captured_by: &str,
+) -> Captured {
     let settings = Settings::default();
     let mut warnings = Vec::new();
     for snapshot in &snapshots {
@@ -132,6 +146,11 @@ pub fn capture(snapshots: Vec<AccountSnapshot>, captured_by: &str) -> Captured {
             captured_at: clock::now_rfc3339(),
             captured_by: captured_by.to_owned(),
             settings,
+            organization: organization.map(|m| OrganizationRecord {
+                id: m.organization_id.clone(),
+                management_account: m.management_account.clone(),
+                members: m.members.iter().map(|member| member.id.clone()).collect(),
+            }),
             accounts,
         },
         warnings,

@@ -26,6 +26,7 @@ pub mod attacks;
 pub mod digest;
 mod estate;
 pub mod guarded;
+pub mod organization;
 pub mod recorder;
 
 use serde::{Deserialize, Serialize};
@@ -380,6 +381,7 @@ impl Lab {
             role_name: Some(ROLE_NAME.into()),
             regions: regions.clone(),
             concurrency: 16,
+            ..Default::default()
         };
         let state = trailwarden_engine::state::read_state(
             &factory,

@@ -23,6 +23,7 @@ fn selection(lab: &Lab, regions: RegionSelection) -> Selection {
         role_name: Some(ROLE_NAME.into()),
         regions,
         concurrency: 8,
+        ..Default::default()
     }
 }
 
@@ -262,6 +263,7 @@ async fn without_accounts_the_callers_own_account_is_read() {
         role_name: None,
         regions: RegionSelection::List(vec!["us-east-1".into()]),
         concurrency: 4,
+        ..Default::default()
     };
     let (resolution, inventory) = sweep(&options, &selection).await;
     // moto maps unknown access keys to its default account, which has no trails.
@@ -290,6 +292,7 @@ async fn an_endpoint_that_does_not_answer_is_reported_per_account_and_quickly() 
         role_name: None,
         regions: RegionSelection::AllEnabled,
         concurrency: 4,
+        ..Default::default()
     };
     let err = fanout::resolve(&factory, &caller).await.unwrap_err();
     assert!(err.to_string().contains("--endpoint-url"), "{err}");
@@ -302,6 +305,7 @@ async fn an_endpoint_that_does_not_answer_is_reported_per_account_and_quickly() 
         role_name: Some(ROLE_NAME.into()),
         regions: RegionSelection::AllEnabled,
         concurrency: 4,
+        ..Default::default()
     };
     let resolution = fanout::resolve(&factory, &accounts).await.unwrap();
     assert!(resolution.accounts.is_empty());

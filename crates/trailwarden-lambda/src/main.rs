@@ -201,6 +201,7 @@ async fn cold_start() -> Result<State> {
             role_name: config.role_name.clone(),
             regions: config.regions.clone(),
             concurrency: config.concurrency,
+            ..Default::default()
         },
     );
     settings.verify_attempts = config.verify_attempts;

@@ -440,6 +440,7 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
             "eu-west-1".into(),
         ]),
         concurrency: 16,
+        ..Default::default()
     };
     let state = trailwarden_engine::state::read_state(
         &factory,
@@ -454,7 +455,8 @@ async fn lambda_restores_from_real_events_and_sweeps_on_schedule() {
         "{:?}",
         state.snapshots.gaps
     );
-    let captured = trailwarden_engine::state::capture(state.snapshots.accounts, "lambda test");
+    let captured =
+        trailwarden_engine::state::capture(state.snapshots.accounts, None, "lambda test");
     std::fs::write(&baseline_path, captured.baseline.to_toml().unwrap()).unwrap();
     member
         .s3(HOME_REGION)

@@ -20,6 +20,7 @@
 pub mod clock;
 pub mod finding;
 pub mod log_key;
+pub mod organization;
 pub mod outcome;
 pub mod target;
 pub mod technique;

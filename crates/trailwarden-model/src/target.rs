@@ -15,6 +15,10 @@ pub enum TargetParseError {
     AccountId(String),
     #[error("'{0}' is not an AWS region name (expected something like us-east-1 or eu-central-2)")]
     RegionName(String),
+    #[error(
+        "'{0}' is neither a 12-digit account id, an organizational unit (ou-…) or root (r-…), nor 'org'"
+    )]
+    AccountSelector(String),
     #[error("empty list: give at least one value, or 'all'")]
     EmptyList,
 }
@@ -64,6 +68,70 @@ pub fn parse_account_list(s: &str) -> Result<Vec<AccountId>, TargetParseError> {
         return Err(TargetParseError::EmptyList);
     }
     Ok(out)
+}
+
+/// Accounts found in AWS Organizations (`--accounts org` or `--accounts ou-…,r-…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrganizationScope {
+    /// Every account of the organization.
+    Whole,
+    /// The accounts of these organizational units (or roots) and of every unit below them.
+    Units(Vec<String>),
+}
+
+/// One item of `--accounts`: an account id, an organizational unit or root id, or `org`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountSelector {
+    Account(AccountId),
+    Unit(String),
+    Organization,
+}
+
+impl FromStr for AccountSelector {
+    type Err = TargetParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("org") {
+            return Ok(Self::Organization);
+        }
+        if is_unit_id(s) {
+            return Ok(Self::Unit(s.to_owned()));
+        }
+        s.parse()
+            .map(Self::Account)
+            .map_err(|_| TargetParseError::AccountSelector(s.to_owned()))
+    }
+}
+
+/// `ou-<root>-<unit>` or `r-<root>`, as Organizations spells them (lower-case letters and digits).
+pub fn is_unit_id(s: &str) -> bool {
+    let alnum = |p: &str, min: usize| {
+        (min..=32).contains(&p.len())
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    if let Some(rest) = s.strip_prefix("ou-") {
+        return rest
+            .split_once('-')
+            .is_some_and(|(root, unit)| alnum(root, 4) && alnum(unit, 8));
+    }
+    s.strip_prefix("r-").is_some_and(|root| alnum(root, 4))
+}
+
+/// The organization part of a list of selectors: `None` when it names accounts only.
+pub fn organization_scope(selectors: &[AccountSelector]) -> Option<OrganizationScope> {
+    if selectors.contains(&AccountSelector::Organization) {
+        return Some(OrganizationScope::Whole);
+    }
+    let mut units: Vec<String> = Vec::new();
+    for selector in selectors {
+        if let AccountSelector::Unit(unit) = selector
+            && !units.contains(unit)
+        {
+            units.push(unit.clone());
+        }
+    }
+    (!units.is_empty()).then_some(OrganizationScope::Units(units))
 }
 
 /// True for names shaped like AWS regions (`us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`).
@@ -242,6 +310,55 @@ impl fmt::Display for Gap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_selectors_are_ids_units_roots_or_the_organization() {
+        let parse = |s: &str| s.parse::<AccountSelector>();
+        assert_eq!(parse("org"), Ok(AccountSelector::Organization));
+        assert_eq!(
+            parse("ou-ab12-cdef3456"),
+            Ok(AccountSelector::Unit("ou-ab12-cdef3456".into()))
+        );
+        assert_eq!(parse("r-ab12"), Ok(AccountSelector::Unit("r-ab12".into())));
+        assert!(matches!(
+            parse("123456789012"),
+            Ok(AccountSelector::Account(_))
+        ));
+        for bad in [
+            "ou-AB12-cdef3456",
+            "ou-ab1-cdef3456",
+            "ou-ab12",
+            "r-",
+            "1234",
+            "organization",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err(TargetParseError::AccountSelector(bad.into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_organization_wins_over_units_and_units_are_kept_once() {
+        let list = |items: &[&str]| -> Vec<AccountSelector> {
+            items.iter().map(|s| s.parse().unwrap()).collect()
+        };
+        assert_eq!(organization_scope(&list(&["123456789012"])), None);
+        assert_eq!(
+            organization_scope(&list(&[
+                "ou-ab12-cdef3456",
+                "123456789012",
+                "ou-ab12-cdef3456"
+            ])),
+            Some(OrganizationScope::Units(vec!["ou-ab12-cdef3456".into()]))
+        );
+        assert_eq!(
+            organization_scope(&list(&["ou-ab12-cdef3456", "org"])),
+            Some(OrganizationScope::Whole)
+        );
+    }
 
     #[test]
     fn the_region_of_an_arn() {

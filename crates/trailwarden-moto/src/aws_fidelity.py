@@ -16,8 +16,9 @@
 #    (an attacker's empty list turns Insights off).
 # 3b. SnsTopicName given as an ARN (below),
 #
-# and what moto lacks: DisableAlarmActions / EnableAlarmActions (4) and
-# CloudWatch's Smithy RPC v2 CBOR protocol (5), below.
+# and what moto lacks: DisableAlarmActions / EnableAlarmActions (4),
+# CloudWatch's Smithy RPC v2 CBOR protocol (5), Organizations invitations (6) and
+# per-account opt-in regions (7), below.
 #
 # Written against moto 5.2.1 (the pinned version); if moto's code changes, this fails loudly
 # at start instead of quietly serving envelopes AWS would never deliver.
@@ -254,10 +255,109 @@ def _serve_cbor(app, environ, start_response, service, operation):
     return [data]
 
 
+# 6. Organizations invitations. moto 5.2.1 has no InviteAccountToOrganization/AcceptHandshake,
+#    so an existing account cannot join an organization. Emulated statefully: the invitation
+#    is an OPEN handshake; the invited account accepting it joins the root as INVITED.
+import random  # noqa: E402
+import string  # noqa: E402
+import time  # noqa: E402
+
+from moto.organizations import models as org_models  # noqa: E402
+from moto.organizations import responses as org_responses  # noqa: E402
+from moto.organizations.exceptions import AWSOrganizationsNotInUseException  # noqa: E402
+from moto.core.exceptions import JsonRESTError  # noqa: E402
+
+_handshakes = {}
+
+
+def _invite_account_to_organization(self):
+    backend = self.organizations_backend
+    if backend.org is None:
+        raise AWSOrganizationsNotInUseException
+    target = self._get_param("Target") or {}
+    handshake_id = "h-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=10))
+    now = time.time()
+    handshake = {
+        "Id": handshake_id,
+        "Arn": f"arn:aws:organizations::{backend.account_id}:handshake/{backend.org.id}/invite/{handshake_id}",
+        "Parties": [
+            {"Id": backend.org.id, "Type": "ORGANIZATION"},
+            {"Id": target.get("Id", ""), "Type": target.get("Type", "ACCOUNT")},
+        ],
+        "State": "OPEN",
+        "Action": "INVITE",
+        "RequestedTimestamp": now,
+        "ExpirationTimestamp": now + 15 * 86400,
+        "Resources": [],
+    }
+    _handshakes[handshake_id] = (backend.account_id, target.get("Id", ""), handshake)
+    return json.dumps({"Handshake": handshake})
+
+
+def _accept_handshake(self):
+    handshake_id = self._get_param("HandshakeId")
+    if handshake_id not in _handshakes:
+        raise JsonRESTError("HandshakeNotFoundException", f"handshake {handshake_id} not found")
+    master, invited, handshake = _handshakes[handshake_id]
+    if self.current_account != invited or handshake["State"] != "OPEN":
+        raise JsonRESTError("AccessDeniedException", "only the invited account accepts an open handshake")
+    backend = org_models.organizations_backends[master][self.partition]
+    account = org_models.FakeAccount(backend.org, AccountName=f"account-{invited}", Email=f"{invited}@example.com")
+    account.id = invited
+    account.joined_method = "INVITED"
+    backend.accounts.append(account)
+    org_models.organizations_backends.master_accounts[invited] = (master, self.partition)
+    handshake["State"] = "ACCEPTED"
+    return json.dumps({"Handshake": handshake})
+
+
+org_responses.OrganizationsResponse.invite_account_to_organization = _invite_account_to_organization
+org_responses.OrganizationsResponse.accept_handshake = _accept_handshake
+
+# 7. Regions per account. moto answers EC2 DescribeRegions alike for every account and has no
+#    account:EnableRegion/DisableRegion. Emulated statefully: those two calls (restJson1,
+#    POST /enableRegion, /disableRegion) record an opt-in region per account, and that
+#    account's DescribeRegions reports it `opted-in` (or `not-opted-in`).
+from moto.ec2.models import availability_zones_and_regions as ec2_regions  # noqa: E402
+from moto.iam.models import get_account_id_from  # noqa: E402
+
+_region_opt_in = {}  # (account, region) -> "opted-in" | "not-opted-in"
+_describe_regions = ec2_regions.RegionsAndZonesBackend.describe_regions
+
+
+def _describe_regions_of_account(self, region_names=None):
+    regions = _describe_regions(self, region_names)
+    out = []
+    for region in regions:
+        status = _region_opt_in.get((self.account_id, region.name))
+        out.append(region if status is None else ec2_regions.Region(region.name, region.endpoint, status))
+    return out
+
+
+ec2_regions.RegionsAndZonesBackend.describe_regions = _describe_regions_of_account
+REGION_PATHS = {"/enableRegion": "opted-in", "/disableRegion": "not-opted-in"}
+CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/[0-9]+/[a-z0-9-]+/([a-z0-9-]+)/")
+
+
+def _serve_region_opt(environ, start_response):
+    match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+    account = body.get("AccountId") or get_account_id_from(match.group(1))
+    region = body.get("RegionName", "")
+    _region_opt_in[(account, region)] = REGION_PATHS[environ["PATH_INFO"]]
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    return [b"{}"]
+
+
 _dispatch = DomainDispatcherApplication.__call__
 
 
 def _dispatch_cbor(self, environ, start_response):
+    if environ.get("PATH_INFO") in REGION_PATHS:
+        scope = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if scope and scope.group(2) == "account":
+            return _serve_region_opt(environ, start_response)
     match = CBOR_PATH.match(environ.get("PATH_INFO", ""))
     if match and match.group(1) in CBOR_SERVICES:
         return _serve_cbor(

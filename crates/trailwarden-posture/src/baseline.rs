@@ -18,8 +18,21 @@ pub struct Baseline {
     pub captured_by: String,
     #[serde(default)]
     pub settings: Settings,
+    /// The organization at capture time, when the accounts were found through it: an account
+    /// recorded here that is no longer a member has left (catalog G1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrganizationRecord>,
     #[serde(rename = "account", default)]
     pub accounts: Vec<AccountSnapshot>,
+}
+
+/// Which accounts were members of the organization when the baseline was captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationRecord {
+    pub id: String,
+    pub management_account: AccountId,
+    /// Every member at capture time (any state), sorted.
+    pub members: Vec<AccountId>,
 }
 
 /// Thresholds the audit applies; kept in the file so a team reviews them with the state.
@@ -130,6 +143,11 @@ mod tests {
             captured_at: "2026-11-28T00:00:00Z".into(),
             captured_by: "test".into(),
             settings: Settings::default(),
+            organization: Some(OrganizationRecord {
+                id: "o-abc123".into(),
+                management_account: "111111111111".parse().unwrap(),
+                members: vec!["111111111111".parse().unwrap()],
+            }),
             accounts: vec![account],
         }
     }

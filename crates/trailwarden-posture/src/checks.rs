@@ -19,7 +19,7 @@ pub struct Check {
     pub title: &'static str,
 }
 
-const LOGS: &str = "T1562.008";
+pub(crate) const LOGS: &str = "T1562.008";
 const TOOLS: &str = "T1562.001";
 
 macro_rules! checks {
@@ -85,6 +85,10 @@ checks! {
     CONFIG_RECORDER_NARROWED = "detection-config-recorder-narrowed", High, "E5", "AWS Config recorder records fewer resource types";
     CONFIG_CHANNEL_REDIRECTED = "detection-config-delivery-channel-redirected", High, "E5", "AWS Config delivers to another bucket, prefix or topic";
     FLOW_LOGS_DELETED = "sources-vpc-flow-logs-deleted", Medium, "F1", "VPC flow logs deleted";
+    ACCOUNT_UNGUARDED = "organization-account-unguarded", High, "I4", "Account in the organization that the baseline does not cover";
+    ACCOUNT_LEFT = "organization-account-left", Critical, "G1", "Baseline account is no longer in the organization";
+    ACCOUNT_NOT_ACTIVE = "organization-account-not-active", Medium, "G1", "Baseline account is suspended or closed (nothing can be read there)";
+    REGION_UNGUARDED = "organization-region-unguarded", High, "I4", "Region enabled since the baseline was captured (nothing guards it)";
 }
 
 struct Report<'a> {

@@ -15,6 +15,7 @@
 pub mod baseline;
 pub mod bucket_policy;
 pub mod checks;
+pub mod estate;
 #[cfg(test)]
 mod fixtures;
 pub mod plan;

@@ -858,6 +858,18 @@ fn escalation_reason(rule: &str) -> Option<&'static str> {
         "bucket-owner-changed" => {
             "another account owns a bucket of this name now: its contents are not your logs; point the trail at a bucket you own (re-capture the baseline) and investigate who created it"
         }
+        "organization-account-unguarded" => {
+            "nothing declares this account's known-good state: capture it into the baseline (`baseline capture`), or give the baseline defaults for new accounts"
+        }
+        "organization-account-left" => {
+            "an account outside the organization loses the organization trail and delegated detectors: re-invite it from the management account (InviteAccountToOrganization), then re-apply the baseline; find who called LeaveOrganization or RemoveAccountFromOrganization"
+        }
+        "organization-account-not-active" => {
+            "a suspended or closed account answers no call: reopen it (AWS Support) or take it out of the baseline"
+        }
+        "organization-region-unguarded" => {
+            "capture the region into the baseline, or disable it (account:DisableRegion) if nobody should work there"
+        }
         _ => return None,
     })
 }

@@ -2,13 +2,22 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::time::Duration;
-use trailwarden_model::target::{AccountId, RegionSelection};
+use trailwarden_model::target::{
+    AccountId, AccountSelector, OrganizationScope, RegionSelection, organization_scope,
+};
 
 const AFTER_HELP: &str = "\
 Credentials come from the standard AWS chain (environment, AWS_PROFILE or --profile, SSO,
 credential_process, instance or container role). With --accounts, trailwarden assumes
 arn:aws:iam::<ID>:role/<--role-name> in each account; its role sessions are named
 trailwarden-<time> so its own calls can be recognised in CloudTrail.
+
+--accounts org visits every active account of the caller's AWS organization, and
+--accounts ou-…,r-… those of organizational units and everything below them (the caller is
+the management account or a delegated administrator). Suspended and closed accounts are
+skipped and said so; --exclude-accounts leaves accounts out. With a baseline, audit then also
+reports accounts the baseline does not cover (unguarded) and baseline accounts that left the
+organization.
 
 An account or region that cannot be read (AccessDenied, a region not enabled, throttling
 that outlasts the retries, an endpoint that does not answer) is reported with the account,
@@ -20,6 +29,7 @@ Examples:
   trailwarden --accounts 111111111111,222222222222 --role-name TrailwardenAudit trails
   trailwarden --endpoint-url http://127.0.0.1:5000 trails     # moto, or any AWS-compatible endpoint
   trailwarden --accounts 111111111111 --role-name TrailwardenAudit baseline capture --out baseline.toml
+  trailwarden --accounts org --exclude-accounts 999999999999 --role-name TrailwardenAudit audit --baseline baseline.toml
   trailwarden --role-name TrailwardenAudit audit --baseline baseline.toml
   trailwarden --role-name TrailwardenAudit remediate --baseline baseline.toml --apply
   trailwarden scan ./cloudtrail-logs/ --format jsonl
@@ -51,10 +61,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Accounts to visit, comma-separated 12-digit ids (default: the caller's own account).
-    /// Needs --role-name.
+    /// Accounts to visit, comma-separated: 12-digit ids, organizational units (ou-…) or roots
+    /// (r-…) with every account below them, or "org" for every active account of the
+    /// organization (default: the caller's own account). Needs --role-name.
+    #[arg(long, global = true, value_name = "ID,ou-…|org", value_delimiter = ',', value_parser = parse_selector)]
+    pub accounts: Option<Vec<AccountSelector>>,
+
+    /// Accounts never to visit, comma-separated ids (e.g. a sandbox found in the organization).
     #[arg(long, global = true, value_name = "ID,ID", value_delimiter = ',', value_parser = parse_account)]
-    pub accounts: Option<Vec<AccountId>>,
+    pub exclude_accounts: Vec<AccountId>,
 
     /// Role to assume in each of --accounts.
     #[arg(long, global = true, value_name = "NAME")]
@@ -501,17 +516,28 @@ fn parse_account(s: &str) -> Result<AccountId, String> {
         .map_err(|e: trailwarden_model::target::TargetParseError| e.to_string())
 }
 
+fn parse_selector(s: &str) -> Result<AccountSelector, String> {
+    s.parse()
+        .map_err(|e: trailwarden_model::target::TargetParseError| e.to_string())
+}
+
 impl GlobalArgs {
-    /// `--accounts`, without repeats.
+    /// The account ids named in `--accounts`, without repeats; `None` when it names none.
     pub fn account_list(&self) -> Option<Vec<AccountId>> {
-        let ids = self.accounts.as_ref()?;
         let mut out: Vec<AccountId> = Vec::new();
-        for id in ids {
-            if !out.contains(id) {
+        for selector in self.accounts.as_ref()? {
+            if let AccountSelector::Account(id) = selector
+                && !out.contains(id)
+            {
                 out.push(id.clone());
             }
         }
-        Some(out)
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The organizational units (or the whole organization) named in `--accounts`.
+    pub fn organization_scope(&self) -> Option<OrganizationScope> {
+        organization_scope(self.accounts.as_deref()?)
     }
 }
 

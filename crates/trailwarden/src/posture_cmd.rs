@@ -11,12 +11,13 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use trailwarden_aws::ClientFactory;
-use trailwarden_aws::fanout::Selection;
+use trailwarden_aws::fanout::{Selection, Skipped};
 use trailwarden_engine::forwarding::Forwarding;
 use trailwarden_engine::state::{self, State};
 use trailwarden_model::clock;
 use trailwarden_model::finding::Finding;
-use trailwarden_model::target::{AccountId, Gap, GapKind};
+use trailwarden_model::target::{AccountId, Gap, GapKind, RegionSelection};
+use trailwarden_posture::estate::{EstateView, audit_estate};
 use trailwarden_posture::{AccountSnapshot, Baseline, audit_account, coverage_matrix};
 
 /// Resolves the selection and reads every account's snapshot, with a progress bar.
@@ -43,10 +44,15 @@ pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs
     let State {
         snapshots,
         not_enabled,
+        organization,
+        skipped,
         ..
     } = read_state(factory, &selection, g.quiet, None).await?;
     for region in &not_enabled {
         eprintln!("note: {}", not_enabled_line(region));
+    }
+    for account in &skipped {
+        eprintln!("note: {}", skipped_line(account));
     }
     if !snapshots.gaps.is_empty() {
         eprint!("{}", gap_lines(&snapshots.gaps));
@@ -63,6 +69,7 @@ pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs
     // Posture problems at capture time are declared good by the capture: say so loudly.
     let captured = state::capture(
         snapshots.accounts,
+        organization.as_ref(),
         &format!("trailwarden {}", env!("CARGO_PKG_VERSION")),
     );
     for warning in &captured.warnings {
@@ -105,6 +112,8 @@ struct AuditReport {
     gaps: Vec<Gap>,
     /// Named regions not enabled for an account: nothing can happen there, so no gap.
     not_enabled: Vec<Gap>,
+    /// Accounts left out on purpose: excluded, or not active in the organization.
+    skipped: Vec<Skipped>,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,7 +149,17 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         accounts: resolved,
         snapshots,
         not_enabled,
+        organization,
+        skipped,
     } = read_state(factory, &selection, g.quiet, Some(&baseline)).await?;
+    // Enabled regions are only known completely when every one was asked for.
+    let enabled_regions: BTreeMap<AccountId, Vec<String>> = match g.regions {
+        RegionSelection::AllEnabled => resolved
+            .iter()
+            .map(|a| (a.id.clone(), a.regions.clone()))
+            .collect(),
+        RegionSelection::List(_) => BTreeMap::new(),
+    };
     let mut gaps = snapshots.gaps;
     let mut findings = Vec::new();
     if let Some(forwarding) = &forwarding {
@@ -150,6 +169,15 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         findings.extend(drifted);
         gaps.append(&mut unread);
     }
+    findings.extend(audit_estate(
+        &baseline,
+        &EstateView {
+            membership: organization.as_ref(),
+            excluded: &g.exclude_accounts,
+            enabled_regions: &enabled_regions,
+            home_region: factory.home_region(),
+        },
+    ));
     let mut accounts = Vec::new();
     for observed in &snapshots.accounts {
         accounts.push(AccountCoverage {
@@ -158,6 +186,8 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         });
         match baseline.account(&observed.account) {
             Some(want) => findings.extend(audit_account(want, observed, &settings)),
+            // Found through the organization: reported above as unguarded.
+            None if organization.is_some() => {}
             None => gaps.push(Gap {
                 account: observed.account.clone(),
                 region: None,
@@ -181,6 +211,7 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         findings,
         gaps,
         not_enabled,
+        skipped,
     };
     output::print(&render(&report, format)?)?;
     Ok(if report.findings.is_empty() && report.gaps.is_empty() {
@@ -200,6 +231,9 @@ fn render(report: &AuditReport, format: Format) -> Result<String> {
             }
             for gap in &report.gaps {
                 out += &output::tagged("gap", gap)?;
+            }
+            for account in &report.skipped {
+                out += &output::tagged("skipped", account)?;
             }
             out
         }
@@ -323,6 +357,9 @@ fn render_table(report: &AuditReport) -> String {
     for region in &report.not_enabled {
         let _ = writeln!(out, "  note: {}", not_enabled_line(region));
     }
+    for account in &report.skipped {
+        let _ = writeln!(out, "  note: {}", skipped_line(account));
+    }
     if !report.gaps.is_empty() {
         let _ = write!(
             out,
@@ -342,6 +379,11 @@ fn not_enabled_line(g: &Gap) -> String {
         g.region.as_deref().unwrap_or("-"),
         g.message
     )
+}
+
+/// "account 1…: skipped, SUSPENDED in the organization: …".
+pub fn skipped_line(s: &Skipped) -> String {
+    format!("account {}: skipped, {}", s.account, s.reason)
 }
 
 fn gap_lines(gaps: &[Gap]) -> String {

@@ -49,9 +49,8 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs, args: &ScanArgs) -> an
     let format = output::choose(g.format);
     let min_severity: Severity =
         serde_json::from_value(args.min_severity.clone().into()).context("--min-severity")?;
-    let accounts: Vec<String> = g
-        .account_list()
-        .unwrap_or_default()
+    let accounts: Vec<String> = crate::targets::account_filter(factory, g)
+        .await?
         .iter()
         .map(ToString::to_string)
         .collect();

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 use std::fmt::Write as _;
 use trailwarden_aws::ClientFactory;
-use trailwarden_aws::fanout::{self, Selection};
+use trailwarden_aws::fanout::{self, Skipped};
 use trailwarden_aws::trails::{Inventory, Step, inventory};
 use trailwarden_model::target::{AccountId, Gap};
 use trailwarden_model::trail::{Trail, uncovered_regions};
@@ -29,6 +29,8 @@ struct Report {
     accounts: Vec<AccountReport>,
     trails: Vec<Trail>,
     gaps: Vec<Gap>,
+    /// Accounts left out on purpose: excluded, or not active in the organization.
+    skipped: Vec<Skipped>,
 }
 
 pub async fn run(factory: &ClientFactory, g: &GlobalArgs) -> Result<u8> {
@@ -36,12 +38,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs) -> Result<u8> {
     if format == Format::Ocsf {
         bail!("--format ocsf is for findings; the trail inventory has none (use json or jsonl)");
     }
-    let selection = Selection {
-        accounts: g.account_list(),
-        role_name: g.role_name.clone(),
-        regions: g.regions.clone(),
-        concurrency: usize::from(g.concurrency),
-    };
+    let selection = crate::targets::selection(g, None);
     let progress = Progress::new(g.quiet, "resolving accounts", 0);
     let resolution = fanout::resolve(factory, &selection).await?;
     let cells: usize = resolution.accounts.iter().map(|a| a.regions.len()).sum();
@@ -88,6 +85,7 @@ pub async fn run(factory: &ClientFactory, g: &GlobalArgs) -> Result<u8> {
         accounts,
         trails,
         gaps: all_gaps,
+        skipped: resolution.skipped,
     };
     output::print(&render(&report, format)?)?;
     Ok(if report.gaps.is_empty() {
@@ -110,6 +108,9 @@ fn render(report: &Report, format: Format) -> Result<String> {
             }
             for gap in &report.gaps {
                 out += &output::tagged("gap", gap)?;
+            }
+            for account in &report.skipped {
+                out += &output::tagged("skipped", account)?;
             }
             out
         }
@@ -201,6 +202,9 @@ fn render_table(report: &Report) -> String {
             String::new()
         };
         let _ = writeln!(out, "  account {}: {line}{unread}", a.account);
+    }
+    for account in &report.skipped {
+        let _ = writeln!(out, "  {}", crate::posture_cmd::skipped_line(account));
     }
     if !report.gaps.is_empty() {
         let mut gaps = output::table(&["Account", "Region", "Call", "Problem", "Detail"]);

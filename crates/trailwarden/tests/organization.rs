@@ -1,0 +1,332 @@
+//! Organization discovery as users run it, against an emulated organization: `--accounts org`
+//! and `--accounts ou-…` find exactly the active accounts of a nested unit tree, and `audit`
+//! over the organization names each account and region nobody guards and each account that
+//! left — the victims the test made, nothing else.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::Output;
+use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, operator_env};
+use trailwarden_testkit::IsolatedCommand;
+use trailwarden_testkit::iam_policy::assert_calls_allowed;
+
+const BIN: &str = env!("CARGO_BIN_EXE_trailwarden");
+/// moto maps the lab operator's keys to this account: the management account.
+const MANAGEMENT: &str = "123456789012";
+
+async fn trailwarden(lab: &Lab, args: &[&str]) -> Output {
+    let mut all = vec![
+        "--endpoint-url",
+        lab.description.endpoint.as_str(),
+        "--role-name",
+        ROLE_NAME,
+        "--quiet",
+    ];
+    all.extend_from_slice(args);
+    tokio::process::Command::from(
+        IsolatedCommand::new(BIN)
+            .credentials(&operator_env())
+            .args(&all)
+            .build(),
+    )
+    .output()
+    .await
+    .expect("running trailwarden")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The accounts a `trails --format json` report visited, and those it skipped.
+fn visited_and_skipped(report: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let ids = |key: &str, field: &str| {
+        report[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key} in {report}"))
+            .iter()
+            .map(|a| a[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+    (ids("accounts", "account"), ids("skipped", "account"))
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// `(account, region)` of every finding of `rule`.
+fn findings_of(report: &Value, rule: &str) -> BTreeSet<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == rule)
+        .map(|f| {
+            (
+                f["account"].as_str().unwrap().to_owned(),
+                f["region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_finds_exactly_the_active_accounts_of_a_nested_unit_tree() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 3,
+        denied_accounts: 0,
+        ..LabSpec::default()
+    })
+    .await
+    .expect("lab");
+    let org = lab
+        .form_organization(
+            &[
+                "workloads",
+                "workloads/prod",
+                "workloads/prod/eu",
+                "sandbox",
+            ],
+            &[
+                ("100000000001", ""),
+                ("100000000002", "workloads"),
+                ("100000000003", "workloads/prod"),
+            ],
+        )
+        .await
+        .expect("organization");
+    // Three levels below `workloads`: a walk that stops at direct children misses it.
+    let deep = lab
+        .create_account(&org, "eu-app", "workloads/prod/eu")
+        .await
+        .unwrap();
+    let live = lab
+        .create_account(&org, "sandbox-live", "sandbox")
+        .await
+        .unwrap();
+    let closed = lab
+        .create_account(&org, "sandbox-old", "sandbox")
+        .await
+        .unwrap();
+    lab.close_account(&closed).await.unwrap();
+
+    let whole = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            "org",
+            "--regions",
+            "us-east-1",
+            "trails",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let (visited, skipped) = visited_and_skipped(&json(&whole));
+    assert_eq!(
+        visited,
+        set(&[
+            MANAGEMENT,
+            "100000000001",
+            "100000000002",
+            "100000000003",
+            &deep,
+            &live
+        ]),
+        "every active account, and only those"
+    );
+    assert_eq!(
+        skipped,
+        set(&[&closed]),
+        "the closed account is skipped and said so"
+    );
+    let report = json(&whole);
+    assert!(
+        report["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SUSPENDED"),
+        "{report}"
+    );
+
+    let workloads = org.unit("workloads");
+    let unit = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            workloads,
+            "--regions",
+            "us-east-1",
+            "trails",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let (visited, skipped) = visited_and_skipped(&json(&unit));
+    assert_eq!(
+        visited,
+        set(&["100000000002", "100000000003", &deep]),
+        "the unit and every unit below it"
+    );
+    assert!(skipped.is_empty());
+
+    // Units and ids mix; exclusions win over both.
+    let sandbox = org.unit("sandbox");
+    let mixed = format!("{sandbox},100000000001");
+    let excluded = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            &mixed,
+            "--exclude-accounts",
+            &live,
+            "--regions",
+            "us-east-1",
+            "trails",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let (visited, skipped) = visited_and_skipped(&json(&excluded));
+    assert_eq!(visited, set(&["100000000001"]));
+    assert_eq!(skipped, set(&[&live, &closed]));
+
+    // The tree is walked unit by unit: never one ListParents per account.
+    assert_eq!(lab.proxy.calls_to("organizations", "ListParents"), 0);
+    assert!(lab.proxy.calls_to("organizations", "ListAccountsForParent") >= 4);
+    assert_calls_allowed(
+        lab.proxy.calls().keys(),
+        &[
+            "trailwarden-caller-policy.json",
+            "trailwarden-audit-policy.json",
+        ],
+    );
+
+    // A unit that does not exist stops the command with the unit named (nothing to visit).
+    let missing = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            "ou-zzzz-zzzzzzzz",
+            "--regions",
+            "us-east-1",
+            "trails",
+        ],
+    )
+    .await;
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("ou-zzzz-zzzzzzzz"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_over_the_organization_names_unguarded_accounts_and_regions_and_accounts_that_left() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 3,
+        denied_accounts: 0,
+        ..LabSpec::default()
+    })
+    .await
+    .expect("lab");
+    let org = lab
+        .form_organization(
+            &["workloads"],
+            &[
+                ("100000000001", "workloads"),
+                ("100000000002", "workloads"),
+                ("100000000003", "workloads"),
+            ],
+        )
+        .await
+        .expect("organization");
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("baseline.toml");
+    let baseline = baseline.to_str().unwrap();
+    let unit = org.unit("workloads");
+
+    let capture = trailwarden(
+        &lab,
+        &["--accounts", unit, "baseline", "capture", "--out", baseline],
+    )
+    .await;
+    assert_eq!(
+        capture.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&capture.stderr)
+    );
+    let text = std::fs::read_to_string(baseline).unwrap();
+    assert!(
+        text.contains(&org.id),
+        "the baseline records the organization"
+    );
+
+    // The victims: an account created after the baseline, one that left, one new region.
+    let newcomer = lab
+        .create_account(&org, "newcomer", "workloads")
+        .await
+        .unwrap();
+    lab.remove_account("100000000003").await.unwrap();
+    lab.enable_region("100000000002", "ap-east-1")
+        .await
+        .unwrap();
+
+    let audit = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            unit,
+            "audit",
+            "--baseline",
+            baseline,
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(audit.status.code(), Some(1));
+    let report = json(&audit);
+    let home = |account: &str| (account.to_owned(), "us-east-1".to_owned());
+    assert_eq!(
+        findings_of(&report, "organization-account-unguarded"),
+        BTreeSet::from([home(&newcomer)])
+    );
+    assert_eq!(
+        findings_of(&report, "organization-account-left"),
+        BTreeSet::from([home("100000000003")])
+    );
+    assert_eq!(
+        findings_of(&report, "organization-region-unguarded"),
+        BTreeSet::from([("100000000002".to_owned(), "ap-east-1".to_owned())])
+    );
+    let left = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "organization-account-left")
+        .unwrap();
+    assert_eq!(left["severity"], "critical");
+    assert_eq!(left["technique"], "G1");
+    // Nothing else changed in the accounts the baseline holds.
+    let others: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            !f["rule_id"].as_str().unwrap().starts_with("organization-")
+                && f["region"] != "ap-east-1"
+                && f["account"] != newcomer.as_str()
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+}
