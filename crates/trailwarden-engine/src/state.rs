@@ -151,6 +151,7 @@ pub fn capture(
                 management_account: m.management_account.clone(),
                 members: m.members.iter().map(|member| member.id.clone()).collect(),
             }),
+            defaults: None,
             accounts,
         },
         warnings,

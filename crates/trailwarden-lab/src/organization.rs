@@ -205,6 +205,24 @@ impl Lab {
         Ok(())
     }
 
+    /// Turns GuardDuty on in `region` of `account` (as the organization's auto-enable would).
+    pub async fn enable_guardduty(&self, account: &str, region: &str) -> Result<(), LabError> {
+        let clients = ClientFactory::new(&operator_options(&self.description.moto_endpoint))
+            .await
+            .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
+            .await;
+        call!(
+            account,
+            "CreateDetector",
+            clients
+                .guardduty(region)
+                .create_detector()
+                .enable(true)
+                .send()
+        );
+        Ok(())
+    }
+
     /// Opts `account` into `region` (account:EnableRegion, emulated by `aws_fidelity.py`):
     /// from then on that account's DescribeRegions reports it `opted-in`.
     pub async fn enable_region(&self, account: &str, region: &str) -> Result<(), LabError> {

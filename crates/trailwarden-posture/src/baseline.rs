@@ -22,8 +22,31 @@ pub struct Baseline {
     /// recorded here that is no longer a member has left (catalog G1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<OrganizationRecord>,
+    /// What every account the baseline does not list must have (an account created or
+    /// invited since the capture): it is checked against these at once. Written by hand;
+    /// `baseline capture` keeps it from the file it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<AccountDefaults>,
     #[serde(rename = "account", default)]
     pub accounts: Vec<AccountSnapshot>,
+}
+
+/// The minimum every new account must have, in every region read there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDefaults {
+    /// The organization trail (its ARN) that logs new accounts: when the baseline declares it
+    /// (in the account that owns it, where it is audited and restored), a new account needs
+    /// no trail of its own. Otherwise each region read must be covered by a logging trail of
+    /// the account that records every management event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_trail: Option<String>,
+    /// An enabled GuardDuty detector in every region read.
+    #[serde(default)]
+    pub guardduty: bool,
+    /// A recording AWS Config recorder in every region read.
+    #[serde(default)]
+    pub config_recorder: bool,
 }
 
 /// Which accounts were members of the organization when the baseline was captured.
@@ -73,6 +96,13 @@ const HEADER: &str = "\
 # Written by `trailwarden baseline capture`; `trailwarden audit` compares the real state with it
 # and `trailwarden remediate` restores it. Keep it in version control and review every change:
 # nothing in trailwarden ever rewrites it on its own.
+#
+# Accounts not listed below (created or invited into the organization since) are reported as
+# unguarded, unless a [defaults] table says what each must have; it is kept on re-capture:
+#   [defaults]
+#   organization_trail = \"arn:aws:cloudtrail:us-east-1:MANAGEMENT_ACCOUNT:trail/NAME\"  # or omit
+#   guardduty = true
+#   config_recorder = true
 ";
 
 impl Baseline {
@@ -147,6 +177,11 @@ mod tests {
                 id: "o-abc123".into(),
                 management_account: "111111111111".parse().unwrap(),
                 members: vec!["111111111111".parse().unwrap()],
+            }),
+            defaults: Some(AccountDefaults {
+                organization_trail: None,
+                guardduty: true,
+                config_recorder: false,
             }),
             accounts: vec![account],
         }

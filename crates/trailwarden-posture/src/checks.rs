@@ -20,7 +20,7 @@ pub struct Check {
 }
 
 pub(crate) const LOGS: &str = "T1562.008";
-const TOOLS: &str = "T1562.001";
+pub(crate) const TOOLS: &str = "T1562.001";
 
 macro_rules! checks {
     ($($name:ident = $id:literal, $sev:ident, $tech:literal, $title:literal;)*) => {
@@ -89,6 +89,9 @@ checks! {
     ACCOUNT_LEFT = "organization-account-left", Critical, "G1", "Baseline account is no longer in the organization";
     ACCOUNT_NOT_ACTIVE = "organization-account-not-active", Medium, "G1", "Baseline account is suspended or closed (nothing can be read there)";
     REGION_UNGUARDED = "organization-region-unguarded", High, "I4", "Region enabled since the baseline was captured (nothing guards it)";
+    DEFAULT_NOT_LOGGED = "organization-default-region-not-logged", High, "I4", "New account: region not covered by a logging trail (baseline defaults)";
+    DEFAULT_GUARDDUTY_OFF = "organization-default-guardduty-off", High, "E1", "New account: no enabled GuardDuty detector (baseline defaults)";
+    DEFAULT_CONFIG_OFF = "organization-default-config-off", High, "E5", "New account: no recording AWS Config recorder (baseline defaults)";
 }
 
 struct Report<'a> {

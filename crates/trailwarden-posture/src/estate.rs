@@ -2,10 +2,12 @@
 //! AWS Organizations and each account's enabled regions say now. An account or region nobody
 //! declared is unguarded: no sweep restores anything there.
 
-use crate::baseline::Baseline;
+use crate::baseline::{AccountDefaults, Baseline};
 use crate::checks::{
-    ACCOUNT_LEFT, ACCOUNT_NOT_ACTIVE, ACCOUNT_UNGUARDED, Check, LOGS, REGION_UNGUARDED,
+    ACCOUNT_LEFT, ACCOUNT_NOT_ACTIVE, ACCOUNT_UNGUARDED, Check, DEFAULT_CONFIG_OFF,
+    DEFAULT_GUARDDUTY_OFF, DEFAULT_NOT_LOGGED, LOGS, REGION_UNGUARDED, TOOLS, uncovered_regions,
 };
+use crate::snapshot::AccountSnapshot;
 use serde_json::json;
 use std::collections::BTreeMap;
 use trailwarden_model::finding::Finding;
@@ -25,6 +27,9 @@ pub struct EstateView<'a> {
     /// The region account-level findings are filed under (where Organizations records its
     /// events: us-east-1 in the commercial partition).
     pub home_region: &'a str,
+    /// The snapshots read now: accounts the baseline does not list are checked against its
+    /// defaults.
+    pub observed: &'a [AccountSnapshot],
 }
 
 /// Unguarded accounts and regions, accounts that left the organization or are not active.
@@ -36,7 +41,12 @@ pub fn audit_estate(baseline: &Baseline, view: &EstateView) -> Vec<Finding> {
             let Some(member) = membership.member(id) else {
                 continue;
             };
-            if member.is_active() && !covered(id) && !view.excluded.contains(id) {
+            // With defaults, a new account is checked against them below instead.
+            if member.is_active()
+                && !covered(id)
+                && !view.excluded.contains(id)
+                && baseline.defaults.is_none()
+            {
                 findings.push(finding(
                     ACCOUNT_UNGUARDED,
                     id,
@@ -79,6 +89,11 @@ pub fn audit_estate(baseline: &Baseline, view: &EstateView) -> Vec<Finding> {
             }
         }
     }
+    if let Some(defaults) = &baseline.defaults {
+        for observed in view.observed.iter().filter(|o| !covered(&o.account)) {
+            findings.extend(audit_against_defaults(baseline, defaults, observed));
+        }
+    }
     for (id, enabled) in view.enabled_regions {
         let Some(want) = baseline.account(id) else {
             continue;
@@ -92,6 +107,67 @@ pub fn audit_estate(baseline: &Baseline, view: &EstateView) -> Vec<Finding> {
                 json!(want.regions),
                 json!(enabled),
             ));
+        }
+    }
+    findings
+}
+
+/// A new account against the baseline's defaults, in every region read there (a region or
+/// service that could not be read is a gap, reported elsewhere, not a finding).
+pub fn audit_against_defaults(
+    baseline: &Baseline,
+    defaults: &AccountDefaults,
+    observed: &AccountSnapshot,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let id = &observed.account;
+    let organization_trail_declared = defaults.organization_trail.as_deref().is_some_and(|arn| {
+        baseline
+            .accounts
+            .iter()
+            .any(|a| a.trails.iter().any(|t| t.arn == arn))
+    });
+    if !organization_trail_declared {
+        for region in uncovered_regions(observed) {
+            findings.push(finding(
+                DEFAULT_NOT_LOGGED,
+                id,
+                &region,
+                Some(&region),
+                json!("a logging trail that records every management event"),
+                json!(observed.trails.iter().map(|t| &t.arn).collect::<Vec<_>>()),
+            ));
+        }
+    }
+    for region in &observed.regions {
+        let services = observed.services.get(region);
+        let unread =
+            |service: &str| services.is_some_and(|s| s.unread.iter().any(|u| u == service));
+        if defaults.guardduty && !unread("guardduty") {
+            let detector = services.and_then(|s| s.guardduty.as_ref());
+            if detector.is_none_or(|d| d.status != "ENABLED") {
+                findings.push(finding(
+                    DEFAULT_GUARDDUTY_OFF,
+                    id,
+                    region,
+                    Some(region),
+                    json!("ENABLED"),
+                    json!(detector.map(|d| d.status.as_str())),
+                ));
+            }
+        }
+        if defaults.config_recorder && !unread("config") {
+            let recorder = services.and_then(|s| s.config_recorder.as_ref());
+            if recorder.is_none_or(|r| !r.recording) {
+                findings.push(finding(
+                    DEFAULT_CONFIG_OFF,
+                    id,
+                    region,
+                    Some(region),
+                    json!({"recording": true}),
+                    json!(recorder.map(|r| json!({"name": r.name, "recording": r.recording}))),
+                ));
+            }
         }
     }
     findings
@@ -116,7 +192,14 @@ fn finding(
         account: account.clone(),
         region: region.to_owned(),
         technique: Some(check.technique.to_owned()),
-        attack: Some(LOGS.to_owned()),
+        attack: Some(
+            if check.technique.starts_with('E') {
+                TOOLS
+            } else {
+                LOGS
+            }
+            .to_owned(),
+        ),
         sigma_id: None,
         resource: Some(format!("account/{account}")),
         expected: Some(expected),
@@ -217,6 +300,7 @@ mod tests {
                 excluded: &excluded,
                 enabled_regions: &regions,
                 home_region: "us-east-1",
+                observed: &[],
             },
         );
         assert_eq!(
@@ -254,9 +338,122 @@ mod tests {
                 excluded: &[],
                 enabled_regions: &regions,
                 home_region: "us-east-1",
+                observed: &[],
             },
         );
         assert!(ids_of(&findings, ACCOUNT_LEFT).is_empty(), "{findings:#?}");
+    }
+
+    /// Account 555555555555 read in us-east-1 and eu-west-1: GuardDuty on in us-east-1 only,
+    /// a recording Config recorder in eu-west-1 only, no trail.
+    fn newcomer() -> AccountSnapshot {
+        use crate::snapshot::{Detector, RegionServices};
+        let mut a = AccountSnapshot::new(id("555555555555"));
+        a.regions = vec!["eu-west-1".into(), "us-east-1".into()];
+        let detector = Detector {
+            id: "d".into(),
+            status: "ENABLED".into(),
+            filters: Some(vec![]),
+            ip_sets: Some(vec![]),
+        };
+        a.services.insert(
+            "us-east-1".into(),
+            RegionServices {
+                guardduty: Some(detector),
+                config_recorder: None,
+                flow_logs: vec![],
+                unread: vec![],
+            },
+        );
+        a.services.insert(
+            "eu-west-1".into(),
+            RegionServices {
+                guardduty: None,
+                config_recorder: Some(crate::fixtures::config_recorder()),
+                flow_logs: vec![],
+                unread: vec![],
+            },
+        );
+        a
+    }
+
+    fn audit_newcomer(base: &Baseline, newcomer: &AccountSnapshot, scope: &[&str]) -> Vec<Finding> {
+        let now = membership(
+            vec![
+                member("111111111111", "ACTIVE"),
+                member("555555555555", "ACTIVE"),
+            ],
+            scope,
+        );
+        let regions = BTreeMap::new();
+        audit_estate(
+            base,
+            &EstateView {
+                membership: Some(&now),
+                excluded: &[],
+                enabled_regions: &regions,
+                home_region: "us-east-1",
+                observed: std::slice::from_ref(newcomer),
+            },
+        )
+    }
+
+    #[test]
+    fn with_defaults_a_new_account_is_checked_against_them_region_by_region() {
+        let mut base = baseline(&["111111111111"], None);
+        base.defaults = Some(AccountDefaults {
+            organization_trail: None,
+            guardduty: true,
+            config_recorder: true,
+        });
+        let findings = audit_newcomer(&base, &newcomer(), &["111111111111", "555555555555"]);
+        assert!(
+            ids_of(&findings, ACCOUNT_UNGUARDED).is_empty(),
+            "checked, not just unguarded"
+        );
+        assert_eq!(
+            ids_of(&findings, DEFAULT_NOT_LOGGED),
+            ["555555555555/eu-west-1", "555555555555/us-east-1"]
+        );
+        assert_eq!(
+            ids_of(&findings, DEFAULT_GUARDDUTY_OFF),
+            ["555555555555/eu-west-1"]
+        );
+        assert_eq!(
+            ids_of(&findings, DEFAULT_CONFIG_OFF),
+            ["555555555555/us-east-1"]
+        );
+        let gd = findings
+            .iter()
+            .find(|f| f.rule_id == DEFAULT_GUARDDUTY_OFF.id)
+            .unwrap();
+        assert_eq!(gd.attack.as_deref(), Some(TOOLS));
+
+        // A service that could not be read is a gap elsewhere, never a finding here.
+        let mut unread = newcomer();
+        unread.services.get_mut("eu-west-1").unwrap().unread = vec!["guardduty".into()];
+        let findings = audit_newcomer(&base, &unread, &["555555555555"]);
+        assert!(ids_of(&findings, DEFAULT_GUARDDUTY_OFF).is_empty());
+    }
+
+    #[test]
+    fn a_declared_organization_trail_covers_new_accounts_and_an_undeclared_one_does_not() {
+        let mut base = baseline(&["111111111111"], None);
+        let org_trail = crate::fixtures::trail(false);
+        base.defaults = Some(AccountDefaults {
+            organization_trail: Some(org_trail.arn.clone()),
+            guardduty: false,
+            config_recorder: false,
+        });
+        let uncovered = audit_newcomer(&base, &newcomer(), &["555555555555"]);
+        assert_eq!(
+            ids_of(&uncovered, DEFAULT_NOT_LOGGED).len(),
+            2,
+            "not declared: not trusted"
+        );
+        base.accounts[0].trails.push(org_trail);
+        let covered = audit_newcomer(&base, &newcomer(), &["555555555555"]);
+        assert!(covered.is_empty(), "{covered:#?}");
     }
 
     #[test]
@@ -282,6 +479,7 @@ mod tests {
                 excluded: &[],
                 enabled_regions: &regions,
                 home_region: "us-east-1",
+                observed: &[],
             },
         );
         assert_eq!(

@@ -867,6 +867,11 @@ fn escalation_reason(rule: &str) -> Option<&'static str> {
         "organization-account-not-active" => {
             "a suspended or closed account answers no call: reopen it (AWS Support) or take it out of the baseline"
         }
+        "organization-default-region-not-logged"
+        | "organization-default-guardduty-off"
+        | "organization-default-config-off" => {
+            "a new account has no known-good state to restore: turn the service on there (or let the organization's auto-enable do it), then capture the account into the baseline"
+        }
         "organization-region-unguarded" => {
             "capture the region into the baseline, or disable it (account:DisableRegion) if nobody should work there"
         }

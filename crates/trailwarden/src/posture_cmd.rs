@@ -75,7 +75,24 @@ pub async fn capture(factory: &ClientFactory, g: &GlobalArgs, args: &CaptureArgs
     for warning in &captured.warnings {
         eprintln!("warning: {warning}");
     }
-    let baseline = captured.baseline;
+    let mut baseline = captured.baseline;
+    // What a human wrote into the file being replaced (thresholds, defaults for new
+    // accounts) is theirs: keep it.
+    if args.out.exists() {
+        match Baseline::load(&args.out) {
+            Ok(previous) => {
+                baseline.settings = previous.settings;
+                baseline.defaults = previous.defaults;
+                eprintln!(
+                    "note: kept the settings and defaults of the baseline being replaced ({})",
+                    args.out.display()
+                );
+            }
+            Err(e) => eprintln!(
+                "warning: the file being replaced is not a baseline trailwarden can read ({e}); its settings and defaults are not carried over"
+            ),
+        }
+    }
     let text = baseline.to_toml()?;
     let tmp = args.out.with_extension("toml.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -176,6 +193,7 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
             excluded: &g.exclude_accounts,
             enabled_regions: &enabled_regions,
             home_region: factory.home_region(),
+            observed: &snapshots.accounts,
         },
     ));
     let mut accounts = Vec::new();
@@ -186,8 +204,8 @@ pub async fn audit(factory: &ClientFactory, g: &GlobalArgs, args: &AuditArgs) ->
         });
         match baseline.account(&observed.account) {
             Some(want) => findings.extend(audit_account(want, observed, &settings)),
-            // Found through the organization: reported above as unguarded.
-            None if organization.is_some() => {}
+            // Checked above against the baseline's defaults, or reported as unguarded.
+            None if organization.is_some() || baseline.defaults.is_some() => {}
             None => gaps.push(Gap {
                 account: observed.account.clone(),
                 region: None,

@@ -329,4 +329,66 @@ async fn audit_over_the_organization_names_unguarded_accounts_and_regions_and_ac
         })
         .collect();
     assert!(others.is_empty(), "{others:#?}");
+
+    // With defaults in the baseline, the newcomer is checked against them at once, region by
+    // region, instead of being only "unguarded": GuardDuty was turned on in one region of it.
+    let mut text = std::fs::read_to_string(baseline).unwrap();
+    text = text.replacen(
+        "[[account]]",
+        "[defaults]\nguardduty = true\n\n[[account]]",
+        1,
+    );
+    std::fs::write(baseline, text).unwrap();
+    lab.enable_guardduty(&newcomer, "eu-west-1").await.unwrap();
+    let regions = "us-east-1,eu-west-1,ap-southeast-2";
+    let audit = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            unit,
+            "--regions",
+            regions,
+            "audit",
+            "--baseline",
+            baseline,
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(audit.status.code(), Some(1));
+    let report = json(&audit);
+    let at = |region: &str| (newcomer.clone(), region.to_owned());
+    assert!(findings_of(&report, "organization-account-unguarded").is_empty());
+    assert_eq!(
+        findings_of(&report, "organization-default-guardduty-off"),
+        BTreeSet::from([at("us-east-1"), at("ap-southeast-2")])
+    );
+    assert_eq!(
+        findings_of(&report, "organization-default-region-not-logged"),
+        BTreeSet::from([at("us-east-1"), at("eu-west-1"), at("ap-southeast-2")]),
+        "the newcomer has no trail"
+    );
+    assert!(
+        findings_of(&report, "organization-default-config-off").is_empty(),
+        "not asked for"
+    );
+
+    // A re-capture keeps what a human wrote: the defaults survive.
+    let capture = trailwarden(
+        &lab,
+        &["--accounts", unit, "baseline", "capture", "--out", baseline],
+    )
+    .await;
+    assert_eq!(
+        capture.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&capture.stderr)
+    );
+    let text = std::fs::read_to_string(baseline).unwrap();
+    assert!(
+        text.contains("[defaults]") && text.contains("guardduty = true"),
+        "{text}"
+    );
 }
