@@ -27,12 +27,14 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tracing::{info, warn};
 use trailwarden_aws::fanout::Selection;
+use trailwarden_aws::organization::{self, Membership};
 use trailwarden_aws::{ClientFactory, SESSION_NAME_PREFIX};
 use trailwarden_model::clock;
 use trailwarden_model::finding::{Finding, Severity};
 use trailwarden_model::outcome::Outcome;
 use trailwarden_model::target::{AccountId, Gap, RegionSelection};
 use trailwarden_posture::Baseline;
+use trailwarden_posture::estate::{EstateView, audit_estate};
 use trailwarden_records::envelope::{self, Message};
 use trailwarden_records::{Item, ReadOptions, read_records};
 use trailwarden_rules::{Remediation, RuleSet, event_finding};
@@ -215,6 +217,10 @@ pub struct Guard {
     pub notify_wake: Option<Arc<tokio::sync::Notify>>,
     lanes: Arc<Lanes<Restored>>,
     in_flight: Arc<InFlight>,
+    /// The organization as the last discovery found it (with `--accounts org|ou-…`).
+    organization: Arc<std::sync::Mutex<Option<Membership>>>,
+    /// Woken by a believed Organizations event: the sweep loop rediscovers soon.
+    rediscover: Arc<tokio::sync::Notify>,
 }
 
 /// Events being handled in this process, by account and eventID: a second copy of one (SQS
@@ -309,7 +315,123 @@ impl Guard {
             notify_wake,
             lanes: Arc::new(Lanes::new(workers)),
             in_flight: Arc::default(),
+            organization: Arc::default(),
+            rediscover: Arc::default(),
         }
+    }
+
+    /// Returns when a believed Organizations event (an account created, invited, moved,
+    /// removed, closed, or leaving) asks for a rediscovery. Requests made while nobody waits
+    /// are kept as one: a burst of events is one rediscovery.
+    pub async fn rediscovery_requested(&self) {
+        self.rediscover.notified().await;
+    }
+
+    /// The organization as the last discovery found it.
+    pub fn organization(&self) -> Option<Membership> {
+        self.organization
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// With `--accounts org|ou-…`: lists the organization again and records what the estate
+    /// audit finds (an account nobody guards or that fails the baseline's defaults, an account
+    /// that left or is no longer active) as detections, each once while it lasts. Returns the
+    /// baseline accounts to sweep (active and in scope); `None` without an organization
+    /// scope, or when the organization could not be listed (the sweep then covers the
+    /// baseline's accounts, and the failure is logged and counted).
+    pub async fn survey(&self) -> Option<Vec<AccountId>> {
+        let scope = self.settings.sweep.organization.as_ref()?;
+        let membership = match organization::discover(
+            &self.factory.caller(),
+            self.factory.home_region(),
+            scope,
+        )
+        .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "organization discovery failed; sweeping the baseline's accounts");
+                return None;
+            }
+        };
+        let excluded = &self.settings.sweep.exclude_accounts;
+        let active_in_scope = |id: &AccountId| {
+            membership.in_scope.contains(id)
+                && membership.member(id).is_some_and(|m| m.is_active())
+                && !excluded.contains(id)
+        };
+        let newcomers: Vec<AccountId> = membership
+            .in_scope
+            .iter()
+            .filter(|id| active_in_scope(id) && self.baseline.account(id).is_none())
+            .cloned()
+            .collect();
+        let mut observed = Vec::new();
+        if self.baseline.defaults.is_some() && !newcomers.is_empty() {
+            let selection = Selection {
+                accounts: Some(newcomers.clone()),
+                role_name: self.settings.role_name.clone(),
+                regions: self.settings.sweep.regions.clone(),
+                concurrency: self.settings.sweep.concurrency,
+                ..Default::default()
+            };
+            match crate::state::read_state(&self.factory, &selection, &[], &no_progress).await {
+                Ok(state) => {
+                    for gap in &state.snapshots.gaps {
+                        warn!(%gap, "new account not read against the defaults");
+                    }
+                    observed = state.snapshots.accounts;
+                }
+                Err(e) => warn!(error = %e, "new accounts not read against the defaults"),
+            }
+        }
+        let findings = audit_estate(
+            &self.baseline,
+            &EstateView {
+                membership: Some(&membership),
+                excluded,
+                enabled_regions: &BTreeMap::new(),
+                home_region: self.factory.home_region(),
+                observed: &observed,
+            },
+        );
+        let now = clock::now_rfc3339();
+        for finding in &findings {
+            self.log_finding(finding);
+            let mut d = Detection::new(finding, Outcome::Escalated, &now);
+            d.event_id = Some(state_detection_id(&d, None));
+            if let Err(e) = self.record(d) {
+                warn!(error = %e, rule = %finding.rule_id, account = %finding.account, "estate detection not recorded");
+            }
+        }
+        let mut sweep: Vec<AccountId> = self
+            .baseline
+            .accounts
+            .iter()
+            .map(|a| a.account.clone())
+            .filter(|id| active_in_scope(id))
+            .collect();
+        for id in self.settings.sweep.accounts.iter().flatten() {
+            if !sweep.contains(id) && !excluded.contains(id) && self.baseline.account(id).is_some()
+            {
+                sweep.push(id.clone());
+            }
+        }
+        info!(
+            members = membership.members.len(),
+            in_scope = membership.in_scope.len(),
+            newcomers = newcomers.len(),
+            findings = findings.len(),
+            "organization discovered"
+        );
+        *self
+            .organization
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(membership);
+        Some(sweep)
     }
 
     /// One queue message: an EventBridge "AWS API Call via CloudTrail" event, or an S3
@@ -489,6 +611,10 @@ impl Guard {
                 clock::now_millis().saturating_sub(t * 1000),
                 Ordering::Relaxed,
             );
+        }
+        if self.settings.sweep.organization.is_some() && is_organization_change(record) {
+            info!(%account, event = %event_id, "the organization changed: rediscovering");
+            self.rediscover.notify_one();
         }
         let mut findings: Vec<(Finding, Remediation)> = Vec::new();
         self.rules.for_each_match(record, |rule, verdict| {
@@ -783,7 +909,10 @@ impl Guard {
     /// drifted forwarding rules and accounts that stay unreadable.
     pub async fn sweep(&self) -> SweepSummary {
         let started = Instant::now();
-        let ids = self.sweep_accounts();
+        let ids = match self.survey().await {
+            Some(ids) => ids,
+            None => self.sweep_accounts(),
+        };
         let mut summary = SweepSummary {
             accounts: futures::stream::iter(ids.iter().cloned())
                 .map(|account| async move {
@@ -992,6 +1121,28 @@ fn bucket_owner(baseline: &Baseline, bucket: &str) -> Option<String> {
         .iter()
         .find(|a| a.buckets.iter().any(|b| b.name == bucket))
         .map(|a| a.account.to_string())
+}
+
+/// Organizations calls that change which accounts are members, or where: each asks for a
+/// rediscovery (failed calls change nothing).
+const ORGANIZATION_CHANGES: &[&str] = &[
+    "CreateAccount",
+    "CreateAccountResult",
+    "InviteAccountToOrganization",
+    "AcceptHandshake",
+    "MoveAccount",
+    "RemoveAccountFromOrganization",
+    "LeaveOrganization",
+    "CloseAccount",
+];
+
+fn is_organization_change(record: &Value) -> bool {
+    record.get("eventSource").and_then(Value::as_str) == Some("organizations.amazonaws.com")
+        && record.get("errorCode").is_none_or(Value::is_null)
+        && record
+            .get("eventName")
+            .and_then(Value::as_str)
+            .is_some_and(|name| ORGANIZATION_CHANGES.contains(&name))
 }
 
 /// How a sweep detection says nobody is known to have done it.

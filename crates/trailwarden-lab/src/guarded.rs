@@ -22,6 +22,9 @@ pub struct WatchOptions {
     pub extra: Vec<String>,
     /// Requests the webhook refuses (503) before it accepts.
     pub webhook_failures: usize,
+    /// `--accounts` of the capture, the deployment and `watch` (e.g. an organizational unit);
+    /// `None`: the lab's reachable accounts for the first two, the baseline's for `watch`.
+    pub accounts: Option<String>,
 }
 
 impl WatchOptions {
@@ -32,6 +35,7 @@ impl WatchOptions {
             sweep_interval: "1h".into(),
             extra: Vec::new(),
             webhook_failures: 0,
+            accounts: None,
         }
     }
 }
@@ -62,14 +66,15 @@ impl Guarded {
         let baseline = dir.path().join("baseline.toml");
         let state = dir.path().join("state.db");
         let operator = operator_env();
-        let accounts = lab
-            .description
-            .accounts
-            .iter()
-            .filter(|a| a.reachable)
-            .map(|a| a.id.clone())
-            .collect::<Vec<_>>()
-            .join(",");
+        let accounts = options.accounts.clone().unwrap_or_else(|| {
+            lab.description
+                .accounts
+                .iter()
+                .filter(|a| a.reachable)
+                .map(|a| a.id.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
         let global = [
             "--endpoint-url",
             lab.description.endpoint.as_str(),
@@ -167,6 +172,9 @@ impl Guarded {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        if let Some(accounts) = &guarded.options.accounts {
+            args.extend(["--accounts".to_owned(), accounts.clone()]);
+        }
         args.extend(guarded.options.extra.iter().cloned());
         let log = std::fs::File::create(&guarded.log).expect("log file");
         let child = IsolatedCommand::new(&guarded.options.bin)

@@ -86,6 +86,18 @@ impl Lab {
         for (account, path) in members {
             self.invite(&made, account, path).await?;
         }
+        // The security account, where `watch` runs, administers GuardDuty for the
+        // organization: a delegated administrator may list the organization.
+        let security = self.description.security.id.clone();
+        self.invite(&made, &security, "").await?;
+        call!(
+            &security,
+            "RegisterDelegatedAdministrator",
+            org.register_delegated_administrator()
+                .account_id(&security)
+                .service_principal("guardduty.amazonaws.com")
+                .send()
+        );
         Ok(made)
     }
 
@@ -200,6 +212,21 @@ impl Lab {
             management
                 .remove_account_from_organization()
                 .account_id(account)
+                .send()
+        );
+        Ok(())
+    }
+
+    /// The member's own attacker leaves the organization (catalog G1), through the proxy: the
+    /// recorder sends the LeaveOrganization event as CloudTrail would.
+    pub async fn leave_organization(&self, account: &str) -> Result<(), LabError> {
+        let attacker = self.attacker(account).await;
+        call!(
+            account,
+            "LeaveOrganization",
+            attacker
+                .organizations(HOME_REGION)
+                .leave_organization()
                 .send()
         );
         Ok(())

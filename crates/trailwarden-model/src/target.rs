@@ -97,9 +97,11 @@ impl FromStr for AccountSelector {
         if is_unit_id(s) {
             return Ok(Self::Unit(s.to_owned()));
         }
-        s.parse()
-            .map(Self::Account)
-            .map_err(|_| TargetParseError::AccountSelector(s.to_owned()))
+        // Digits are meant as an account id: say what is wrong with it.
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse().map(Self::Account);
+        }
+        Err(TargetParseError::AccountSelector(s.to_owned()))
     }
 }
 
@@ -324,12 +326,16 @@ mod tests {
             parse("123456789012"),
             Ok(AccountSelector::Account(_))
         ));
+        // Digits are meant as an account id: the error says what is wrong with it.
+        assert_eq!(
+            parse("1234"),
+            Err(TargetParseError::AccountId("1234".into()))
+        );
         for bad in [
             "ou-AB12-cdef3456",
             "ou-ab1-cdef3456",
             "ou-ab12",
             "r-",
-            "1234",
             "organization",
         ] {
             assert_eq!(

@@ -257,7 +257,10 @@ def _serve_cbor(app, environ, start_response, service, operation):
 
 # 6. Organizations invitations. moto 5.2.1 has no InviteAccountToOrganization/AcceptHandshake,
 #    so an existing account cannot join an organization. Emulated statefully: the invitation
-#    is an OPEN handshake; the invited account accepting it joins the root as INVITED.
+#    is an OPEN handshake; the invited account accepting it joins the root as INVITED. Nor has
+#    it LeaveOrganization: the calling member is removed as RemoveAccountFromOrganization does.
+#    And a delegated administrator's listings come back empty: they are answered from the
+#    management account's organization, as AWS does.
 import random  # noqa: E402
 import string  # noqa: E402
 import time  # noqa: E402
@@ -311,6 +314,44 @@ def _accept_handshake(self):
     return json.dumps({"Handshake": handshake})
 
 
+def _leave_organization(self):
+    member = self.current_account
+    if member not in org_models.organizations_backends.master_accounts:
+        raise AWSOrganizationsNotInUseException
+    master, partition = org_models.organizations_backends.master_accounts[member]
+    org_models.organizations_backends[master][partition].remove_account_from_organization(
+        AccountId=member
+    )
+    return "{}"
+
+
+# A delegated administrator reads the organization as the management account does (AWS
+# serves it the read-only listings; moto answers from the administrator's own, empty backend).
+DELEGATED_READS = {
+    "list_accounts",
+    "list_accounts_for_parent",
+    "list_organizational_units_for_parent",
+    "list_roots",
+    "list_children",
+    "describe_account",
+}
+_backend_of = org_responses.OrganizationsResponse.organizations_backend.fget
+
+
+def _backend_for_delegated_reads(self):
+    own = _backend_of(self)
+    member = self.current_account
+    if own.org is None and member in org_models.organizations_backends.master_accounts:
+        master, partition = org_models.organizations_backends.master_accounts[member]
+        managing = org_models.organizations_backends[master][partition]
+        reading = inspect.stack()[1].function in DELEGATED_READS
+        if reading and any(a.account.id == member for a in managing.admins):
+            return managing
+    return own
+
+
+org_responses.OrganizationsResponse.organizations_backend = property(_backend_for_delegated_reads)
+org_responses.OrganizationsResponse.leave_organization = _leave_organization
 org_responses.OrganizationsResponse.invite_account_to_organization = _invite_account_to_organization
 org_responses.OrganizationsResponse.accept_handshake = _accept_handshake
 

@@ -218,12 +218,27 @@ async fn sweep_loop(
     loop {
         let summary = guard.sweep().await;
         health.swept(summary.failed());
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
+        let next = tokio::time::Instant::now() + interval;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => break,
+                () = guard.rediscovery_requested() => {
+                    // Organization events come in bursts, and anyone with a foothold in a
+                    // member account can send some: at most one rediscovery per spacing.
+                    tokio::select! {
+                        () = tokio::time::sleep(REDISCOVERY_SPACING) => {}
+                        _ = stop.changed() => return,
+                    }
+                    guard.survey().await;
+                }
+                _ = stop.changed() => return,
+            }
         }
     }
 }
+
+/// The shortest time between two rediscoveries asked for by Organizations events.
+const REDISCOVERY_SPACING: Duration = Duration::from_secs(5);
 
 /// How long one receive waits for messages.
 const LONG_POLL_SECONDS: i32 = 10;

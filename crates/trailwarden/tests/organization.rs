@@ -6,7 +6,9 @@
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Output;
-use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, operator_env};
+use std::time::Duration;
+use trailwarden_lab::guarded::{Guarded, WatchOptions};
+use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, SECURITY_ACCOUNT, operator_env};
 use trailwarden_testkit::IsolatedCommand;
 use trailwarden_testkit::iam_policy::assert_calls_allowed;
 
@@ -135,6 +137,7 @@ async fn discovery_finds_exactly_the_active_accounts_of_a_nested_unit_tree() {
         visited,
         set(&[
             MANAGEMENT,
+            SECURITY_ACCOUNT,
             "100000000001",
             "100000000002",
             "100000000003",
@@ -391,4 +394,104 @@ async fn audit_over_the_organization_names_unguarded_accounts_and_regions_and_ac
         text.contains("[defaults]") && text.contains("guardduty = true"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_rediscovers_the_organization_on_its_events_and_reports_each_change_once() {
+    let lab = Lab::start(&LabSpec {
+        accounts: 3,
+        denied_accounts: 0,
+        ..LabSpec::default()
+    })
+    .await
+    .expect("lab");
+    let org = lab
+        .form_organization(
+            &["workloads"],
+            &[
+                ("100000000001", "workloads"),
+                ("100000000002", "workloads"),
+                ("100000000003", "workloads"),
+            ],
+        )
+        .await
+        .expect("organization");
+    let mut options = WatchOptions::new(BIN);
+    options.accounts = Some(org.unit("workloads").to_owned());
+    // Long: anything reported below comes from the events, not from the schedule.
+    options.sweep_interval = "1h".into();
+    let guarded = Guarded::start(&lab, options).await;
+    let sweeps = guarded.metric("trailwarden_sweeps_total");
+
+    // The victims: an account created in the unit (silently: no event reaches the guard
+    // from the management account here), then a member's admin leaving the organization.
+    let newcomer = lab
+        .create_account(&org, "newcomer", "workloads")
+        .await
+        .unwrap();
+    lab.leave_organization("100000000003").await.unwrap();
+
+    let of = |rule: &str| -> Vec<Value> {
+        guarded
+            .detections()
+            .into_iter()
+            .filter(|d| d["rule_id"] == rule)
+            .collect()
+    };
+    wait_or_show_log(&guarded, "the account that left and the newcomer", || {
+        !of("organization-account-left").is_empty()
+            && !of("organization-account-unguarded").is_empty()
+    });
+    let left = of("organization-account-left");
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0]["account"], "100000000003");
+    assert_eq!(left[0]["severity"], "critical");
+    let unguarded = of("organization-account-unguarded");
+    assert_eq!(unguarded.len(), 1, "{unguarded:#?}");
+    assert_eq!(unguarded[0]["account"], newcomer.as_str());
+    // The event rule saw the call itself too, with who made it.
+    let event = of("organization-account-left-or-removed");
+    assert_eq!(event.len(), 1, "{event:#?}");
+    assert_eq!(event[0]["account"], "100000000003");
+    assert_eq!(
+        guarded.metric("trailwarden_sweeps_total"),
+        sweeps,
+        "no sweep ran: the event made the rediscovery"
+    );
+
+    // Another member leaves: one more detection; what was reported is not reported twice.
+    lab.leave_organization("100000000002").await.unwrap();
+    wait_or_show_log(&guarded, "the second account that left", || {
+        of("organization-account-left").len() == 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let left: BTreeSet<String> = of("organization-account-left")
+        .iter()
+        .map(|d| d["account"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, set(&["100000000002", "100000000003"]));
+    assert_eq!(
+        of("organization-account-unguarded").len(),
+        1,
+        "once while it lasts"
+    );
+    let notified: Vec<Value> = guarded
+        .notifications()
+        .into_iter()
+        .filter(|n| n.to_string().contains("organization-account-unguarded"))
+        .collect();
+    assert_eq!(notified.len(), 1, "{notified:#?}");
+}
+
+/// Waits up to 90 s for `done`; on time-out, fails with the service's log.
+fn wait_or_show_log(guarded: &Guarded, what: &str, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what}: not within 90 s; the service's log:\n{}",
+            guarded.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
