@@ -125,6 +125,20 @@ impl Drop for RuntimeApi {
     }
 }
 
+/// False once the other end closed the connection (nothing to read, and no data pending).
+fn peer_is_open(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let open = match stream.peek(&mut [0u8; 1]) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    };
+    let _ = stream.set_nonblocking(false);
+    open
+}
+
 /// One connection of the runtime's HTTP client (keep-alive: several requests in turn).
 fn serve(
     stream: TcpStream,
@@ -204,6 +218,11 @@ fn serve(
                 let mut q = lock.lock().unwrap();
                 let (id, event) = loop {
                     if closed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    // A function that was stopped while it waited must not take the next
+                    // invocation with it: the connection is looked at before each hand-out.
+                    if !peer_is_open(reader.get_ref()) {
                         return;
                     }
                     if let Some(next) = q.pending.pop_front() {
