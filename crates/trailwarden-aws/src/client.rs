@@ -219,6 +219,10 @@ impl AccountConfig {
             .build()
     }
 
+    pub fn cloudformation(&self, region: &str) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.in_region(region))
+    }
+
     pub fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
         aws_sdk_cloudtrail::Client::new(&self.in_region(region))
     }

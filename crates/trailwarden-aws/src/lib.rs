@@ -28,6 +28,7 @@ pub mod own_sessions;
 pub mod queue;
 pub mod restore;
 pub mod snapshot;
+pub mod stack_sets;
 pub mod topics;
 pub mod trails;
 
@@ -39,6 +40,7 @@ pub use own_sessions::{OwnSession, OwnSessions};
 /// The SDK service crates, for dev tooling (the lab, tests) that must make raw calls through
 /// this crate's clients instead of depending on the SDK itself.
 pub mod sdk {
+    pub use aws_sdk_cloudformation as cloudformation;
     pub use aws_sdk_cloudtrail as cloudtrail;
     pub use aws_sdk_cloudwatch as cloudwatch;
     pub use aws_sdk_cloudwatchlogs as logs;

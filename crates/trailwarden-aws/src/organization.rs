@@ -61,6 +61,24 @@ pub async fn discover(
     })
 }
 
+/// The organization's root id (`r-…`).
+pub async fn root_id(clients: &AccountConfig, region: &str) -> Result<String, CallError> {
+    let roots = clients
+        .organizations(region)
+        .list_roots()
+        .send()
+        .await
+        .map_err(|err| {
+            CallError::from_sdk(&err, "the organization", region, "organizations:ListRoots")
+        })?;
+    roots
+        .roots()
+        .first()
+        .and_then(|r| r.id())
+        .map(str::to_owned)
+        .ok_or_else(|| CallError::local("the organization", "ListRoots answered no root"))
+}
+
 fn member(account: &aws_sdk_organizations::types::Account) -> Member {
     #[allow(deprecated)] // `Status` is retired in favour of `State`; older endpoints send only it.
     let state = account

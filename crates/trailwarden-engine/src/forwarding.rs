@@ -47,7 +47,8 @@ impl Forwarding {
         })
     }
 
-    fn bus_region(&self) -> &str {
+    /// The region of the security account's bus.
+    pub fn bus_region(&self) -> &str {
         trailwarden_model::target::region_of_arn(&self.bus_arn).unwrap_or_default()
     }
 

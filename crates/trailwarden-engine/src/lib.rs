@@ -37,6 +37,7 @@ pub mod pinned;
 pub mod provenance;
 pub mod respond;
 pub mod scan;
+pub mod stack_templates;
 pub mod state;
 
 pub use journal::{

@@ -253,34 +253,86 @@ impl Lab {
     /// Opts `account` into `region` (account:EnableRegion, emulated by `aws_fidelity.py`):
     /// from then on that account's DescribeRegions reports it `opted-in`.
     pub async fn enable_region(&self, account: &str, region: &str) -> Result<(), LabError> {
-        let endpoint = &self.description.moto_endpoint;
-        let address = endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
         let body = serde_json::json!({"AccountId": account, "RegionName": region}).to_string();
         let key = crate::operator_credentials();
-        let request = format!(
-            "POST /enableRegion HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nAuthorization: AWS4-HMAC-SHA256 Credential={}/20261208/{HOME_REGION}/account/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        let answer = raw_post(
+            &self.description.moto_endpoint,
+            "/enableRegion",
+            "application/json",
             key.access_key_id(),
-            body.len()
-        );
-        let mut stream = tokio::net::TcpStream::connect(&address)
-            .await
-            .map_err(|e| step_failed(account, "EnableRegion", e))?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| step_failed(account, "EnableRegion", e))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .await
-            .map_err(|e| step_failed(account, "EnableRegion", e))?;
+            "account",
+            &body,
+        )
+        .await
+        .map_err(|e| step_failed(account, "EnableRegion", e))?;
         if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
             Ok(())
         } else {
             Err(step_failed(account, "EnableRegion", answer))
         }
     }
+
+    /// IAM's GetRole answer (XML) for role `name` of `account`, or `None` when there is no
+    /// such role. (The lab has no IAM client; one query call is enough.)
+    pub async fn iam_role(&self, account: &str, name: &str) -> Result<Option<String>, LabError> {
+        let sts = ClientFactory::new(&operator_options(&self.description.moto_endpoint))
+            .await
+            .caller()
+            .sts(HOME_REGION);
+        // moto tells accounts apart by the access key: a session in the account.
+        let session = call!(
+            account,
+            "AssumeRole",
+            sts.assume_role()
+                .role_arn(format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
+                .role_session_name("lab-iam-check")
+                .send()
+        );
+        let key = session
+            .credentials()
+            .map(|c| c.access_key_id().to_owned())
+            .unwrap_or_default();
+        let answer = raw_post(
+            &self.description.moto_endpoint,
+            "/",
+            "application/x-www-form-urlencoded",
+            &key,
+            "iam",
+            &format!("Action=GetRole&RoleName={name}&Version=2010-05-08"),
+        )
+        .await
+        .map_err(|e| step_failed(account, "GetRole", e))?;
+        if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
+            Ok(Some(answer))
+        } else if answer.contains("NoSuchEntity") {
+            Ok(None)
+        } else {
+            Err(step_failed(account, "GetRole", answer))
+        }
+    }
+}
+
+/// One HTTP/1.1 POST to moto, signed in name only (moto reads the key and the service from
+/// the credential scope and does not check signatures). Returns the whole answer.
+async fn raw_post(
+    endpoint: &str,
+    path: &str,
+    content_type: &str,
+    access_key: &str,
+    service: &str,
+    body: &str,
+) -> std::io::Result<String> {
+    let address = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={access_key}/20261208/{HOME_REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(&address).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    Ok(answer)
 }

@@ -271,6 +271,28 @@ pub struct DeployArgs {
     /// Make the changes (default: show them).
     #[arg(long, conflicts_with = "cloudformation")]
     pub apply: bool,
+    /// Deploy through CloudFormation StackSets (service-managed, with automatic deployment to
+    /// accounts that join the units later) instead of account by account: NAME-roles (the
+    /// role of --role-name, and the --forwarder-role-name role, in the home region: IAM is
+    /// global) and NAME-forwarding (the rule, in every region of --regions). Run from the
+    /// management account or a StackSets delegated administrator; the management account
+    /// itself is never reached by StackSets (said in the output). Without --apply, prints the
+    /// plan and the templates. Exit 1 when an instance failed or an account is not reached.
+    #[arg(long, value_name = "NAME", conflicts_with = "cloudformation")]
+    pub stack_set: Option<String>,
+    /// With --stack-set: where to deploy, comma-separated: "root" (the whole organization)
+    /// or organizational unit ids (ou-…); AWS includes every unit below them.
+    #[arg(
+        long,
+        value_name = "root|ou-…",
+        value_delimiter = ',',
+        requires = "stack_set"
+    )]
+    pub organizational_units: Vec<String>,
+    /// With --stack-set: the only principal the member role trusts (default: the role
+    /// `trailwarden` in the account of --event-bus-arn), and only from inside the organization.
+    #[arg(long, value_name = "ARN", requires = "stack_set")]
+    pub trusted_role_arn: Option<String>,
     /// Write CloudFormation templates into DIR instead of calling AWS.
     #[arg(long, value_name = "DIR")]
     pub cloudformation: Option<std::path::PathBuf>,

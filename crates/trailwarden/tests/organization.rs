@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Output;
 use std::time::Duration;
 use trailwarden_lab::guarded::{Guarded, WatchOptions};
+use trailwarden_lab::organization::LabOrganization;
 use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, SECURITY_ACCOUNT, operator_env};
 use trailwarden_testkit::IsolatedCommand;
 use trailwarden_testkit::iam_policy::assert_calls_allowed;
@@ -81,29 +82,20 @@ fn findings_of(report: &Value, rule: &str) -> BTreeSet<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_finds_exactly_the_active_accounts_of_a_nested_unit_tree() {
-    let lab = Lab::start(&LabSpec {
-        accounts: 3,
-        denied_accounts: 0,
-        ..LabSpec::default()
-    })
-    .await
-    .expect("lab");
-    let org = lab
-        .form_organization(
-            &[
-                "workloads",
-                "workloads/prod",
-                "workloads/prod/eu",
-                "sandbox",
-            ],
-            &[
-                ("100000000001", ""),
-                ("100000000002", "workloads"),
-                ("100000000003", "workloads/prod"),
-            ],
-        )
-        .await
-        .expect("organization");
+    let (lab, org) = organized(
+        &[
+            "workloads",
+            "workloads/prod",
+            "workloads/prod/eu",
+            "sandbox",
+        ],
+        &[
+            ("100000000001", ""),
+            ("100000000002", "workloads"),
+            ("100000000003", "workloads/prod"),
+        ],
+    )
+    .await;
     // Three levels below `workloads`: a walk that stops at direct children misses it.
     let deep = lab
         .create_account(&org, "eu-app", "workloads/prod/eu")
@@ -234,41 +226,21 @@ async fn discovery_finds_exactly_the_active_accounts_of_a_nested_unit_tree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_over_the_organization_names_unguarded_accounts_and_regions_and_accounts_that_left() {
-    let lab = Lab::start(&LabSpec {
-        accounts: 3,
-        denied_accounts: 0,
-        ..LabSpec::default()
-    })
-    .await
-    .expect("lab");
-    let org = lab
-        .form_organization(
-            &["workloads"],
-            &[
-                ("100000000001", "workloads"),
-                ("100000000002", "workloads"),
-                ("100000000003", "workloads"),
-            ],
-        )
-        .await
-        .expect("organization");
+    let (lab, org) = organized(
+        &["workloads"],
+        &[
+            ("100000000001", "workloads"),
+            ("100000000002", "workloads"),
+            ("100000000003", "workloads"),
+        ],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let baseline = dir.path().join("baseline.toml");
     let baseline = baseline.to_str().unwrap();
     let unit = org.unit("workloads");
 
-    let capture = trailwarden(
-        &lab,
-        &["--accounts", unit, "baseline", "capture", "--out", baseline],
-    )
-    .await;
-    assert_eq!(
-        capture.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&capture.stderr)
-    );
-    let text = std::fs::read_to_string(baseline).unwrap();
+    let text = capture(&lab, unit, baseline).await;
     assert!(
         text.contains(&org.id),
         "the baseline records the organization"
@@ -378,18 +350,7 @@ async fn audit_over_the_organization_names_unguarded_accounts_and_regions_and_ac
     );
 
     // A re-capture keeps what a human wrote: the defaults survive.
-    let capture = trailwarden(
-        &lab,
-        &["--accounts", unit, "baseline", "capture", "--out", baseline],
-    )
-    .await;
-    assert_eq!(
-        capture.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&capture.stderr)
-    );
-    let text = std::fs::read_to_string(baseline).unwrap();
+    let text = capture(&lab, unit, baseline).await;
     assert!(
         text.contains("[defaults]") && text.contains("guardduty = true"),
         "{text}"
@@ -398,24 +359,15 @@ async fn audit_over_the_organization_names_unguarded_accounts_and_regions_and_ac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_rediscovers_the_organization_on_its_events_and_reports_each_change_once() {
-    let lab = Lab::start(&LabSpec {
-        accounts: 3,
-        denied_accounts: 0,
-        ..LabSpec::default()
-    })
-    .await
-    .expect("lab");
-    let org = lab
-        .form_organization(
-            &["workloads"],
-            &[
-                ("100000000001", "workloads"),
-                ("100000000002", "workloads"),
-                ("100000000003", "workloads"),
-            ],
-        )
-        .await
-        .expect("organization");
+    let (lab, org) = organized(
+        &["workloads"],
+        &[
+            ("100000000001", "workloads"),
+            ("100000000002", "workloads"),
+            ("100000000003", "workloads"),
+        ],
+    )
+    .await;
     let mut options = WatchOptions::new(BIN);
     options.accounts = Some(org.unit("workloads").to_owned());
     // Long: anything reported below comes from the events, not from the schedule.
@@ -481,6 +433,219 @@ async fn watch_rediscovers_the_organization_on_its_events_and_reports_each_chang
         .filter(|n| n.to_string().contains("organization-account-unguarded"))
         .collect();
     assert_eq!(notified.len(), 1, "{notified:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_by_stack_sets_reaches_every_account_and_region_of_the_units_and_names_the_rest() {
+    let (lab, org) = organized(
+        &["workloads", "sandbox"],
+        &[
+            ("100000000001", "workloads"),
+            ("100000000002", "workloads"),
+            ("100000000003", "sandbox"),
+        ],
+    )
+    .await;
+    let bus = lab.description.security.event_bus_arn.clone();
+    let unit = org.unit("workloads").to_owned();
+    let deploy = |apply: bool| {
+        let (bus, unit) = (bus.clone(), unit.clone());
+        let lab = &lab;
+        async move {
+            let mut args = vec![
+                "--regions",
+                "us-east-1,eu-west-1",
+                "deploy",
+                "--event-bus-arn",
+                &bus,
+                "--forwarder-role-name",
+                "TrailwardenEventForwarder",
+                "--stack-set",
+                "trailwarden",
+                "--organizational-units",
+                &unit,
+                "--format",
+                "json",
+            ];
+            if apply {
+                args.push("--apply");
+            }
+            trailwarden(lab, &args).await
+        }
+    };
+
+    // Without --apply: the plan and the templates, nothing created.
+    let plan = deploy(false).await;
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan = json(&plan);
+    assert_eq!(plan["stack_sets"][0]["name"], "trailwarden-roles");
+    assert_eq!(
+        plan["stack_sets"][0]["template"]["Resources"]["AuditRole"]["Properties"]["RoleName"],
+        ROLE_NAME
+    );
+    assert_eq!(lab.proxy.calls_to("cloudformation", "CreateStackSet"), 0);
+
+    let applied = deploy(true).await;
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&applied.stdout),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let doc = json(&applied);
+    let cells = |set: usize| -> BTreeSet<(String, String)> {
+        doc["stack_sets"][set]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["status"] == "CURRENT")
+            .map(|i| {
+                (
+                    i["account"].as_str().unwrap().to_owned(),
+                    i["region"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let of = |accounts: &[&str], regions: &[&str]| -> BTreeSet<(String, String)> {
+        accounts
+            .iter()
+            .flat_map(|a| regions.iter().map(move |r| (a.to_string(), r.to_string())))
+            .collect()
+    };
+    let members = ["100000000001", "100000000002"];
+    assert_eq!(cells(0), of(&members, &["us-east-1"]), "roles: one region");
+    assert_eq!(
+        cells(1),
+        of(&members, &["us-east-1", "eu-west-1"]),
+        "rules: every region"
+    );
+    // What CloudFormation created is what trailwarden expects: the rules are the ones
+    // `deploy` would write, and the role trusts only the security account's trailwarden
+    // inside the organization.
+    let check = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            &unit,
+            "--regions",
+            "us-east-1,eu-west-1",
+            "deploy",
+            "--event-bus-arn",
+            &bus,
+            "--forwarder-role-name",
+            "TrailwardenEventForwarder",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let rows = json(&check);
+    let rows = rows["regions"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert!(rows.iter().all(|r| r["change"] == "unchanged"), "{rows:#?}");
+    for member in members {
+        let role = lab
+            .iam_role(member, ROLE_NAME)
+            .await
+            .unwrap()
+            .expect("the role");
+        assert!(role.contains(&org.id), "{role}");
+        assert!(
+            lab.iam_role(member, "TrailwardenEventForwarder")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        lab.iam_role("100000000003", ROLE_NAME)
+            .await
+            .unwrap()
+            .is_none(),
+        "outside the units"
+    );
+
+    // Again: nothing new to create; an account that joined since (moto has no automatic
+    // deployment) is named as not reached, and the run fails.
+    let newcomer = lab
+        .create_account(&org, "newcomer", "workloads")
+        .await
+        .unwrap();
+    let again = deploy(true).await;
+    assert_eq!(again.status.code(), Some(1));
+    let doc = json(&again);
+    let not_reached = |set: usize| -> BTreeSet<(String, String)> {
+        doc["stack_sets"][set]["not_reached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_owned(),
+                    p[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(not_reached(0), of(&[&newcomer], &["us-east-1"]));
+    assert_eq!(
+        not_reached(1),
+        of(&[&newcomer], &["us-east-1", "eu-west-1"])
+    );
+    assert_eq!(
+        lab.proxy.calls_to("cloudformation", "CreateStackInstances"),
+        2,
+        "once per set"
+    );
+    assert_eq!(lab.proxy.calls_to("cloudformation", "UpdateStackSet"), 2);
+    assert_calls_allowed(
+        lab.proxy.calls().keys(),
+        &[
+            "trailwarden-stackset-deploy-policy.json",
+            "trailwarden-deploy-policy.json",
+            "trailwarden-caller-policy.json",
+        ],
+    );
+}
+
+/// `baseline capture` over `unit` into `baseline`; the file's text.
+async fn capture(lab: &Lab, unit: &str, baseline: &str) -> String {
+    let out = trailwarden(
+        lab,
+        &["--accounts", unit, "baseline", "capture", "--out", baseline],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(baseline).unwrap()
+}
+
+/// The lab's three member accounts in an organization: `units` created (parents first), each
+/// member invited into its unit.
+async fn organized(units: &[&str], members: &[(&str, &str)]) -> (Lab, LabOrganization) {
+    let lab = Lab::start(&LabSpec {
+        accounts: 3,
+        denied_accounts: 0,
+        ..LabSpec::default()
+    })
+    .await
+    .expect("lab");
+    let org = lab
+        .form_organization(units, members)
+        .await
+        .expect("organization");
+    (lab, org)
 }
 
 /// Waits up to 90 s for `done`; on time-out, fails with the service's log.
