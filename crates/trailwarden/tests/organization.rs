@@ -9,6 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 use trailwarden_lab::guarded::{Guarded, WatchOptions};
 use trailwarden_lab::organization::LabOrganization;
+use trailwarden_lab::trailwarden_moto::Fault;
 use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, SECURITY_ACCOUNT, operator_env};
 use trailwarden_testkit::IsolatedCommand;
 use trailwarden_testkit::iam_policy::assert_calls_allowed;
@@ -222,6 +223,57 @@ async fn discovery_finds_exactly_the_active_accounts_of_a_nested_unit_tree() {
     assert_eq!(missing.status.code(), Some(2));
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("ou-zzzz-zzzzzzzz"), "{err}");
+
+    // Organizations throttles without a published rate: retried, and the answer is the same.
+    let throttled = lab.proxy.add(
+        Fault::error(
+            400,
+            "TooManyRequestsException",
+            "AWS Organizations can't complete your request because another request is already in progress.",
+        )
+        .service("organizations")
+        .operation("ListAccountsForParent")
+        .times(2),
+    );
+    let unit = trailwarden(
+        &lab,
+        &[
+            "--accounts",
+            workloads,
+            "--regions",
+            "us-east-1",
+            "trails",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(lab.proxy.hits(throttled), 2);
+    let (visited, _) = visited_and_skipped(&json(&unit));
+    assert_eq!(visited, set(&["100000000002", "100000000003", &deep]));
+
+    // A caller that may not list the organization is told where to run from.
+    lab.proxy.add(
+        Fault::error(
+            400,
+            "AccessDeniedException",
+            "You don't have permissions to access this resource.",
+        )
+        .service("organizations")
+        .operation("ListAccounts"),
+    );
+    let denied = trailwarden(
+        &lab,
+        &["--accounts", "org", "--regions", "us-east-1", "trails"],
+    )
+    .await;
+    assert_eq!(denied.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        err.contains("organizations:ListAccounts")
+            && err.contains("management account or a delegated administrator"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
