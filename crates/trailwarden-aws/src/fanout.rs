@@ -119,7 +119,7 @@ pub async fn resolve(
 ) -> Result<Resolution, SelectionError> {
     let home = factory.home_region().to_owned();
     let mut resolution = Resolution::default();
-    let listed = listed_accounts(factory, selection, &home, &mut resolution).await?;
+    let listed = listed_accounts(factory, selection, &mut resolution).await?;
     let Some(ids) = &listed else {
         let clients = factory.caller();
         let (id, arn) = caller_identity(factory).await?;
@@ -200,16 +200,15 @@ pub async fn resolve(
 
 /// The accounts to assume roles in: those listed, plus those Organizations finds in scope,
 /// minus exclusions and inactive members (each noted in `resolution.skipped`). `None`: the
-/// caller's own account.
-async fn listed_accounts(
+/// caller's own account. Calls no member account (`scan` prunes log keys with it).
+pub async fn listed_accounts(
     factory: &ClientFactory,
     selection: &Selection,
-    home: &str,
     resolution: &mut Resolution,
 ) -> Result<Option<Vec<AccountId>>, SelectionError> {
     let mut ids: Vec<AccountId> = selection.accounts.clone().unwrap_or_default();
     if let Some(scope) = &selection.organization {
-        let membership = organization::discover(&factory.caller(), home, scope)
+        let membership = organization::discover(&factory.caller(), factory.home_region(), scope)
             .await
             .map_err(SelectionError::Organization)?;
         for id in &membership.in_scope {

@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tracing::{info, warn};
 use trailwarden_aws::fanout::Selection;
-use trailwarden_aws::organization::{self, Membership};
+use trailwarden_aws::organization;
 use trailwarden_aws::{ClientFactory, SESSION_NAME_PREFIX};
 use trailwarden_model::clock;
 use trailwarden_model::finding::{Finding, Severity};
@@ -217,8 +217,6 @@ pub struct Guard {
     pub notify_wake: Option<Arc<tokio::sync::Notify>>,
     lanes: Arc<Lanes<Restored>>,
     in_flight: Arc<InFlight>,
-    /// The organization as the last discovery found it (with `--accounts org|ou-…`).
-    organization: Arc<std::sync::Mutex<Option<Membership>>>,
     /// Woken by a believed Organizations event: the sweep loop rediscovers soon.
     rediscover: Arc<tokio::sync::Notify>,
 }
@@ -315,7 +313,6 @@ impl Guard {
             notify_wake,
             lanes: Arc::new(Lanes::new(workers)),
             in_flight: Arc::default(),
-            organization: Arc::default(),
             rediscover: Arc::default(),
         }
     }
@@ -325,14 +322,6 @@ impl Guard {
     /// are kept as one: a burst of events is one rediscovery.
     pub async fn rediscovery_requested(&self) {
         self.rediscover.notified().await;
-    }
-
-    /// The organization as the last discovery found it.
-    pub fn organization(&self) -> Option<Membership> {
-        self.organization
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
     }
 
     /// With `--accounts org|ou-…`: lists the organization again and records what the estate
@@ -427,10 +416,6 @@ impl Guard {
             findings = findings.len(),
             "organization discovered"
         );
-        *self
-            .organization
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(membership);
         Some(sweep)
     }
 

@@ -346,9 +346,7 @@ impl Lab {
     /// through the proxy, so trailwarden's call counts are not touched); `false` when it
     /// cannot be read.
     pub async fn trail_logging(&self, account: &str) -> bool {
-        ClientFactory::new(&operator_options(&self.description.moto_endpoint))
-            .await
-            .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
+        self.operator_in(account)
             .await
             .cloudtrail(HOME_REGION)
             .get_trail_status()
@@ -398,6 +396,15 @@ impl Lab {
     /// a process takes them from its environment ([`session_env`]): the operator assumes
     /// [`SECURITY_ROLE`] with the role session [`SERVICE_SESSION`]. Straight to moto, so the
     /// proxy's counts and the emulated CloudTrail do not see it.
+    /// The lab operator's clients in member `account`, straight to moto (not counted by the
+    /// proxy, not recorded by CloudTrail).
+    pub(crate) async fn operator_in(&self, account: &str) -> AccountConfig {
+        ClientFactory::new(&operator_options(&self.description.moto_endpoint))
+            .await
+            .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
+            .await
+    }
+
     pub async fn service_credentials(&self) -> Result<Vec<(&'static str, String)>, LabError> {
         let security = &self.description.security;
         let factory = ClientFactory::new(&operator_options(&self.description.moto_endpoint)).await;

@@ -127,10 +127,7 @@ impl Lab {
             .and_then(|h| h.id())
             .unwrap_or_default()
             .to_owned();
-        let member = ClientFactory::new(&operator_options(&self.description.moto_endpoint))
-            .await
-            .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
-            .await;
+        let member = self.operator_in(account).await;
         call!(
             account,
             "AcceptHandshake",
@@ -234,10 +231,7 @@ impl Lab {
 
     /// Turns GuardDuty on in `region` of `account` (as the organization's auto-enable would).
     pub async fn enable_guardduty(&self, account: &str, region: &str) -> Result<(), LabError> {
-        let clients = ClientFactory::new(&operator_options(&self.description.moto_endpoint))
-            .await
-            .assume_role(&format!("arn:aws:iam::{account}:role/{ROLE_NAME}"))
-            .await;
+        let clients = self.operator_in(account).await;
         call!(
             account,
             "CreateDetector",
