@@ -327,7 +327,7 @@ impl Guard {
     /// With `--accounts org|ou-…`: lists the organization again and records what the estate
     /// audit finds (an account nobody guards or that fails the baseline's defaults, an account
     /// that left or is no longer active) as detections, each once while it lasts. Returns the
-    /// baseline accounts to sweep (active and in scope); `None` without an organization
+    /// baseline accounts to sweep (all but excluded and inactive ones); `None` without an organization
     /// scope, or when the organization could not be listed (the sweep then covers the
     /// baseline's accounts, and the failure is logged and counted).
     pub async fn survey(&self) -> Option<Vec<AccountId>> {
@@ -396,19 +396,20 @@ impl Guard {
                 warn!(error = %e, rule = %finding.rule_id, account = %finding.account, "estate detection not recorded");
             }
         }
-        let mut sweep: Vec<AccountId> = self
+        // Every baseline account stays swept, in scope or not: moving an account out of the
+        // watched unit, or out of the organization, must not take it out of the backstop (it
+        // is reported above; if it cannot be read any more, that becomes an alert too). Only
+        // exclusions and accounts Organizations reports suspended or closed (reported above;
+        // they answer nothing) are left out.
+        let sweep: Vec<AccountId> = self
             .baseline
             .accounts
             .iter()
             .map(|a| a.account.clone())
-            .filter(|id| active_in_scope(id))
+            .filter(|id| {
+                !excluded.contains(id) && membership.member(id).is_none_or(|m| m.is_active())
+            })
             .collect();
-        for id in self.settings.sweep.accounts.iter().flatten() {
-            if !sweep.contains(id) && !excluded.contains(id) && self.baseline.account(id).is_some()
-            {
-                sweep.push(id.clone());
-            }
-        }
         info!(
             members = membership.members.len(),
             in_scope = membership.in_scope.len(),

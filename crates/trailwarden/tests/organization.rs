@@ -10,7 +10,9 @@ use std::time::Duration;
 use trailwarden_lab::guarded::{Guarded, WatchOptions};
 use trailwarden_lab::organization::LabOrganization;
 use trailwarden_lab::trailwarden_moto::Fault;
-use trailwarden_lab::{Lab, LabSpec, ROLE_NAME, SECURITY_ACCOUNT, operator_env};
+use trailwarden_lab::{
+    ATTACKER_ROLE, Lab, LabSpec, ROLE_NAME, Recorded, SECURITY_ACCOUNT, operator_env,
+};
 use trailwarden_testkit::IsolatedCommand;
 use trailwarden_testkit::iam_policy::assert_calls_allowed;
 
@@ -485,6 +487,30 @@ async fn watch_rediscovers_the_organization_on_its_events_and_reports_each_chang
         .filter(|n| n.to_string().contains("organization-account-unguarded"))
         .collect();
     assert_eq!(notified.len(), 1, "{notified:#?}");
+
+    // Failed Organizations calls change nothing: handled (the event rule sees the attempt) but
+    // no rediscovery, so an attacker cannot keep the guard listing the organization with
+    // calls that are refused.
+    let listings = lab.proxy.calls_to("organizations", "ListAccounts");
+    for _ in 0..5 {
+        assert!(
+            lab.leave_organization("100000000003").await.is_err(),
+            "no longer a member"
+        );
+    }
+    wait_or_show_log(&guarded, "the refused attempts", || {
+        of("organization-account-left-or-removed")
+            .iter()
+            .filter(|d| d["account"] == "100000000003")
+            .count()
+            >= 2
+    });
+    // Longer than the spacing between rediscoveries.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(
+        lab.proxy.calls_to("organizations", "ListAccounts"),
+        listings
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,6 +691,51 @@ async fn deploy_by_stack_sets_reaches_every_account_and_region_of_the_units_and_
             "trailwarden-caller-policy.json",
         ],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_left_the_watched_unit_is_still_swept_and_restored() {
+    let (lab, org) = organized(
+        &["workloads"],
+        &[
+            ("100000000001", "workloads"),
+            ("100000000002", "workloads"),
+            ("100000000003", "workloads"),
+        ],
+    )
+    .await;
+    let mut options = WatchOptions::new(BIN);
+    options.accounts = Some(org.unit("workloads").to_owned());
+    options.sweep_interval = "2s".into();
+    let guarded = Guarded::start(&lab, options).await;
+
+    // The attacker takes the account out of the organization (out of the watched unit), then
+    // stops its trail with calls CloudTrail never records: only the sweep can see it.
+    let victim = "100000000003";
+    lab.leave_organization(victim).await.unwrap();
+    let quiet = lab
+        .description
+        .attacker_as(victim, ATTACKER_ROLE, "mallory", Recorded::No)
+        .await;
+    lab.attack_as("stop-logging", victim, &quiet).await.unwrap();
+    assert!(!lab.trail_logging(victim).await);
+
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    while !lab.trail_logging(victim).await {
+        assert!(
+            std::time::Instant::now() < until,
+            "the account that left was not restored; the service's log:\n{}",
+            guarded.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let left: Vec<Value> = guarded
+        .detections()
+        .into_iter()
+        .filter(|d| d["rule_id"] == "organization-account-left")
+        .collect();
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0]["account"], victim);
 }
 
 /// `baseline capture` over `unit` into `baseline`; the file's text.
